@@ -1,0 +1,275 @@
+// Package client is the Go SDK of Muster's HTTP API (v1).
+//
+// A [Client] has one typed method per route: revisions, instances, services,
+// the events feed, URL maps and node status. Every method takes a
+// [context.Context] first and returns an [*APIError] for any answer that is not
+// 2xx, which matches sentinel errors such as [ErrNotFound] with [errors.Is].
+//
+// On top of the routes sit two long-running helpers:
+//
+//   - [Heartbeater] registers an instance and keeps it alive: it heartbeats at
+//     about a third of the instance's timeout, rides out server restarts,
+//     re-registers an instance that expired, and deregisters on shutdown.
+//   - [Watcher] keeps a local, always-current list of one service's passing
+//     instances: it lists them once and then follows the events feed, so reads
+//     need no round trip.
+//
+// # Indexes
+//
+// Every List… and Get… method returns, next to its value, the answer's
+// [Index]: the id of the newest event that the answer reflects (the
+// X-Muster-Index header). Following the events feed with After set to that
+// index sees every change made after the read, and none twice. The Watcher is
+// built on exactly this.
+//
+// # Timeouts
+//
+// [WithTimeout] bounds each ordinary call (30 seconds by default). A long poll
+// ([Client.Events] with Wait set) gets that timeout plus its wait, and
+// [Client.StreamEvents] is bounded by its context only. A [http.Client] given
+// with [WithHTTPClient] must not set its own Timeout shorter than the longest
+// long poll, or it will cut watches short.
+//
+// A Client is safe for concurrent use by any number of goroutines.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+)
+
+// DefaultTimeout is the per-request timeout of ordinary calls unless
+// [WithTimeout] says otherwise.
+const DefaultTimeout = 30 * time.Second
+
+// DefaultUserAgent is the User-Agent header sent unless [WithUserAgent] says
+// otherwise.
+const DefaultUserAgent = "muster-go-client/1"
+
+// maxErrorBody bounds how much of an error answer is read: error bodies are
+// small, and a misbehaving proxy must not make the client buffer a page.
+const maxErrorBody = 64 << 10
+
+// Index is the id of the newest event that an answer reflects (the
+// X-Muster-Index header). Zero means the answer carried no index, or that no
+// event has happened yet. Pass it as [EventQuery.After] to follow the changes
+// made after the read.
+type Index uint64
+
+// Client talks to one Muster server. It is safe for concurrent use; its
+// configuration does not change after [New].
+type Client struct {
+	base      string // scheme://host[/prefix]/v1, no trailing slash
+	http      *http.Client
+	token     string
+	userAgent string
+	timeout   time.Duration
+}
+
+// Option configures a [Client] in [New].
+type Option func(*Client)
+
+// WithHTTPClient makes the client send its requests through hc (for its
+// transport, proxy or TLS settings). The default is a new http.Client on
+// [http.DefaultTransport].
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		if hc != nil {
+			c.http = hc
+		}
+	}
+}
+
+// WithToken sends "Authorization: Bearer token" with every request.
+func WithToken(token string) Option {
+	return func(c *Client) { c.token = token }
+}
+
+// WithUserAgent replaces [DefaultUserAgent].
+func WithUserAgent(ua string) Option {
+	return func(c *Client) { c.userAgent = ua }
+}
+
+// WithTimeout sets the per-request timeout of ordinary calls; zero or less
+// disables it, leaving only the caller's context. Long polls get this timeout
+// plus their wait; event streams are not bounded by it.
+func WithTimeout(d time.Duration) Option {
+	return func(c *Client) { c.timeout = max(d, 0) }
+}
+
+// New returns a client of the server at addr, such as "http://127.0.0.1:7410".
+// An addr without a scheme is taken as http; an addr with a path (a server
+// behind a reverse proxy under a prefix) keeps it. The client appends /v1.
+func New(addr string, opts ...Option) (*Client, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: bad address %q: %w", addr, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("client: bad address %q: scheme must be http or https", addr)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("client: bad address %q: no host", addr)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("client: bad address %q: no query or fragment allowed", addr)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	c := &Client{
+		base:      u.String() + "/v1",
+		http:      &http.Client{},
+		userAgent: DefaultUserAgent,
+		timeout:   DefaultTimeout,
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
+}
+
+// request is one call: what to send and how to read the answer.
+type request struct {
+	method string
+	path   string // under /v1, already escaped
+	query  url.Values
+	header http.Header
+	body   any           // encoded as JSON when not nil
+	out    any           // decoded from a 2xx body when not nil
+	extra  time.Duration // added to the client's timeout (long polls)
+}
+
+// do sends r and decodes its answer into r.out. It returns the answer's
+// index (zero when the header is absent).
+func (c *Client) do(ctx context.Context, r request) (Index, error) {
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout+r.extra)
+		defer cancel()
+	}
+	resp, err := c.send(ctx, r, "application/json")
+	if err != nil {
+		return 0, err
+	}
+	defer closeBody(resp)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return 0, readAPIError(resp)
+	}
+	idx, err := parseIndex(resp.Header)
+	if err != nil {
+		return 0, err
+	}
+	if r.out != nil && resp.StatusCode != http.StatusNoContent {
+		if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {
+			return 0, fmt.Errorf("client: %s %s: decoding answer: %w", r.method, r.path, err)
+		}
+	}
+	return idx, nil
+}
+
+// send builds and sends the request; the caller owns the response body.
+// Transport errors come back wrapped, so errors.Is(err, context.Canceled)
+// and errors.As(err, new(*url.Error)) keep working.
+func (c *Client) send(ctx context.Context, r request, accept string) (*http.Response, error) {
+	var body io.Reader
+	if r.body != nil {
+		b, err := json.Marshal(r.body)
+		if err != nil {
+			return nil, fmt.Errorf("client: %s %s: encoding request: %w", r.method, r.path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	target := c.base + r.path
+	if len(r.query) > 0 {
+		target += "?" + r.query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, target, body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", r.method, r.path, err)
+	}
+	for k, vs := range r.header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Accept", accept)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.userAgent != "" {
+		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	return resp, nil
+}
+
+// closeBody drains a little of the body so the connection can be reused,
+// then closes it.
+func closeBody(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	_ = resp.Body.Close()
+}
+
+// parseIndex reads X-Muster-Index; an absent header is index 0, a malformed
+// one an error (a server that writes garbage there cannot be followed).
+func parseIndex(h http.Header) (Index, error) {
+	v := h.Get(api.HeaderIndex)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("client: malformed %s header %q: %w", api.HeaderIndex, v, err)
+	}
+	return Index(n), nil
+}
+
+// escapePath joins path segments, each escaped with url.PathEscape. Empty,
+// "." and ".." segments are refused: the server would either not route them
+// or clean them into another path.
+func escapePath(segments ...string) (string, error) {
+	var b strings.Builder
+	for _, s := range segments {
+		if strings.HasPrefix(s, "/") {
+			b.WriteString(s) // a literal part of the route
+			continue
+		}
+		if s == "" || s == "." || s == ".." {
+			return "", fmt.Errorf("%w: path segment %q", ErrInvalidArgument, s)
+		}
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String(), nil
+}
+
+// setInt adds key=n to q unless n is zero, so the server's default applies.
+func setInt(q url.Values, key string, n int) {
+	if n != 0 {
+		q.Set(key, strconv.Itoa(n))
+	}
+}
+
+// setString adds key=s to q unless s is empty.
+func setString(q url.Values, key, s string) {
+	if s != "" {
+		q.Set(key, s)
+	}
+}

@@ -1,0 +1,251 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/muster-registry/muster/api"
+)
+
+// ListOptions pages a list. Zero values leave the server's defaults (limit
+// 1000, first page).
+type ListOptions struct {
+	// Limit is the page size, 1 to 10000.
+	Limit int
+	// Marker is the previous page's Metadata.NextMarker (opaque).
+	Marker string
+}
+
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	setInt(q, "limit", o.Limit)
+	setString(q, "marker", o.Marker)
+	return q
+}
+
+// GetRevisionOptions selects the revision that GetRevision answers.
+type GetRevisionOptions struct {
+	// RevisionTag asks for that revision; empty asks for the default one
+	// (or the one the service's selection policy picks for Requester).
+	RevisionTag string
+	// Requester names the caller for the selection policy. It is sent both
+	// as ?requester= and as the X-Muster-Requester header.
+	Requester string
+}
+
+// InstanceListOptions filters and pages ListInstances.
+type InstanceListOptions struct {
+	// Tags: only instances that have all of them (sent as repeated ?tag=).
+	Tags []string
+	// RevisionTag: only instances of that revision.
+	RevisionTag string
+	// Status: only instances of that status, such as api.StatusPassing.
+	Status string
+	// Limit and Marker page the list; see ListOptions.
+	Limit  int
+	Marker string
+}
+
+// ServiceListOptions filters and pages ListServices.
+type ServiceListOptions struct {
+	// Namespace: only that namespace's services.
+	Namespace string
+	// Tags: only services that have all of them (sent as repeated ?tag=).
+	Tags []string
+	// Limit and Marker page the list; see ListOptions.
+	Limit  int
+	Marker string
+}
+
+// RegisterRevision registers a revision of the service ns/name (POST
+// /v1/services/{ns}/{name}). Registering an existing tag again is idempotent
+// and applies req.IsDefault if set.
+func (c *Client) RegisterRevision(ctx context.Context, ns, name string, req api.RegisterRevisionRequest) (api.Revision, error) {
+	var out api.Revision
+	p, err := escapePath("/services", ns, name)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: req, out: &out})
+	return out, err
+}
+
+// GetRevision answers the default revision of ns/name, the one that the
+// service's policy picks for opts.Requester, or the one tagged
+// opts.RevisionTag (GET /v1/services/{ns}/{name}).
+func (c *Client) GetRevision(ctx context.Context, ns, name string, opts GetRevisionOptions) (api.Revision, Index, error) {
+	var out api.Revision
+	p, err := escapePath("/services", ns, name)
+	if err != nil {
+		return out, 0, err
+	}
+	q := url.Values{}
+	setString(q, "revision_tag", opts.RevisionTag)
+	setString(q, "requester", opts.Requester)
+	r := request{method: http.MethodGet, path: p, query: q, out: &out}
+	if opts.Requester != "" {
+		r.header = http.Header{api.HeaderRequester: {opts.Requester}}
+	}
+	idx, err := c.do(ctx, r)
+	return out, idx, err
+}
+
+// ListRevisions lists the revisions of ns/name, newest semantic version first
+// (GET /v1/services/{ns}/{name}/revisions).
+func (c *Client) ListRevisions(ctx context.Context, ns, name string, opts ListOptions) (api.List[api.Revision], Index, error) {
+	var out api.List[api.Revision]
+	p, err := escapePath("/services", ns, name, "/revisions")
+	if err != nil {
+		return out, 0, err
+	}
+	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, query: opts.query(), out: &out})
+	return out, idx, err
+}
+
+// DeleteRevision deletes the revision tag of ns/name (DELETE
+// /v1/services/{ns}/{name}/revisions/{tag}). A deleted default is replaced by
+// the policy's choice.
+func (c *Client) DeleteRevision(ctx context.Context, ns, name, tag string) error {
+	p, err := escapePath("/services", ns, name, "/revisions", tag)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, request{method: http.MethodDelete, path: p})
+	return err
+}
+
+// RegisterInstance registers a new instance of ns/name (POST
+// /v1/services/{ns}/{name}/instances). The server makes an id when req.ID is
+// empty; a live req.ID gets ErrInstanceExists. The answer carries the first
+// heartbeat token.
+func (c *Client) RegisterInstance(ctx context.Context, ns, name string, req api.RegisterInstanceRequest) (api.Registration, error) {
+	var out api.Registration
+	p, err := escapePath("/services", ns, name, "/instances")
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: req, out: &out})
+	return out, err
+}
+
+// PutInstance registers the instance id of ns/name, replacing a live one of
+// that id (PUT /v1/services/{ns}/{name}/instances/{id}): how a restarted
+// process takes its id back. The answer carries a new token; the old one
+// stops working.
+func (c *Client) PutInstance(ctx context.Context, ns, name, id string, req api.RegisterInstanceRequest) (api.Registration, error) {
+	var out api.Registration
+	p, err := escapePath("/services", ns, name, "/instances", id)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodPut, path: p, body: req, out: &out})
+	return out, err
+}
+
+// PatchInstance changes the fields of req that are set (PATCH
+// /v1/services/{ns}/{name}/instances/{id}).
+func (c *Client) PatchInstance(ctx context.Context, ns, name, id string, req api.PatchInstanceRequest) (api.Instance, error) {
+	var out api.Instance
+	p, err := escapePath("/services", ns, name, "/instances", id)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodPatch, path: p, body: req, out: &out})
+	return out, err
+}
+
+// DeregisterInstance removes the instance gracefully (DELETE
+// /v1/services/{ns}/{name}/instances/{id}).
+func (c *Client) DeregisterInstance(ctx context.Context, ns, name, id string) error {
+	p, err := escapePath("/services", ns, name, "/instances", id)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(ctx, request{method: http.MethodDelete, path: p})
+	return err
+}
+
+// Heartbeat renews the instance with token and answers the next token and
+// the new deadline (POST /v1/services/{ns}/{name}/instances/{id}/heartbeat).
+// A spent or foreign token gets ErrTokenMismatch; an instance that is gone
+// or expired gets ErrNotFound. [Heartbeater] does this on a schedule.
+func (c *Client) Heartbeat(ctx context.Context, ns, name, id, token string) (api.HeartbeatResponse, error) {
+	var out api.HeartbeatResponse
+	p, err := escapePath("/services", ns, name, "/instances", id, "/heartbeat")
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: api.HeartbeatRequest{Token: token}, out: &out})
+	return out, err
+}
+
+// GetInstance answers one instance (GET
+// /v1/services/{ns}/{name}/instances/{id}).
+func (c *Client) GetInstance(ctx context.Context, ns, name, id string) (api.Instance, Index, error) {
+	var out api.Instance
+	p, err := escapePath("/services", ns, name, "/instances", id)
+	if err != nil {
+		return out, 0, err
+	}
+	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, out: &out})
+	return out, idx, err
+}
+
+// ListInstances lists the instances of ns/name that match opts (GET
+// /v1/services/{ns}/{name}/instances).
+func (c *Client) ListInstances(ctx context.Context, ns, name string, opts InstanceListOptions) (api.List[api.Instance], Index, error) {
+	var out api.List[api.Instance]
+	p, err := escapePath("/services", ns, name, "/instances")
+	if err != nil {
+		return out, 0, err
+	}
+	q := ListOptions{Limit: opts.Limit, Marker: opts.Marker}.query()
+	for _, t := range opts.Tags {
+		q.Add("tag", t)
+	}
+	setString(q, "revision_tag", opts.RevisionTag)
+	setString(q, "status", opts.Status)
+	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, query: q, out: &out})
+	return out, idx, err
+}
+
+// ListServices lists services with their default revision and instance
+// counts (GET /v1/services).
+func (c *Client) ListServices(ctx context.Context, opts ServiceListOptions) (api.List[api.ServiceSummary], Index, error) {
+	var out api.List[api.ServiceSummary]
+	q := ListOptions{Limit: opts.Limit, Marker: opts.Marker}.query()
+	setString(q, "namespace", opts.Namespace)
+	for _, t := range opts.Tags {
+		q.Add("tag", t)
+	}
+	idx, err := c.do(ctx, request{method: http.MethodGet, path: "/services", query: q, out: &out})
+	return out, idx, err
+}
+
+// URLMap answers the namespace's map of resources to public URLs, built from
+// its passing instances, and the conflicts it resolved (GET /v1/url-map/{ns}).
+func (c *Client) URLMap(ctx context.Context, ns string) (api.URLMap, error) {
+	var out api.URLMap
+	p, err := escapePath("/url-map", ns)
+	if err != nil {
+		return out, err
+	}
+	_, err = c.do(ctx, request{method: http.MethodGet, path: p, out: &out})
+	return out, err
+}
+
+// Status answers the node's id, role, leader, indexes and counts (GET
+// /v1/status).
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var out api.Status
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/status", out: &out})
+	return out, err
+}
+
+// Health reports nil when the server answers its liveness check (GET
+// /v1/health) with 2xx.
+func (c *Client) Health(ctx context.Context) error {
+	_, err := c.do(ctx, request{method: http.MethodGet, path: "/health"})
+	return err
+}

@@ -1,0 +1,225 @@
+// Package httpapi is Muster's HTTP API (v1): routing, strict decoding,
+// validation, error mapping (once, in errors.go), long-polling and
+// Server-Sent Events. Writes become commands proposed through the log;
+// reads come from memory.
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fsm"
+	"github.com/muster-registry/muster/internal/lease"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// Proposer commits a command through the replicated log and returns the
+// FSM's result once it is applied.
+type Proposer interface {
+	Propose(cmd fsm.Command) (fsm.Result, error)
+}
+
+// Config is what the handler needs from the rest of the server.
+type Config struct {
+	Store    *state.Store
+	Leases   *lease.Table
+	Proposer Proposer
+	// Status fills in the node's part of GET /v1/status.
+	Status func() api.Status
+	Logger *slog.Logger
+	// Metrics records request and domain metrics; nil records nothing.
+	Metrics *Metrics
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// KeepAlive is the SSE keep-alive period; 0 means 15 s.
+	KeepAlive time.Duration
+}
+
+// Handler serves the API.
+//
+// Concurrency: safe for concurrent use; Drain may be called once, from any goroutine.
+type Handler struct {
+	store     *state.Store
+	leases    *lease.Table
+	proposer  Proposer
+	status    func() api.Status
+	log       *slog.Logger
+	metrics   *Metrics
+	now       func() time.Time
+	keepAlive time.Duration
+	mux       *http.ServeMux
+	drain     chan struct{}
+}
+
+// New returns the API handler.
+func New(cfg Config) *Handler {
+	h := &Handler{
+		store: cfg.Store, leases: cfg.Leases, proposer: cfg.Proposer, status: cfg.Status,
+		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, keepAlive: cfg.KeepAlive,
+		mux: http.NewServeMux(), drain: make(chan struct{}),
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.keepAlive <= 0 {
+		h.keepAlive = 15 * time.Second
+	}
+	h.routes()
+	return h
+}
+
+func (h *Handler) routes() {
+	m := h.mux
+	m.HandleFunc("POST /v1/services/{ns}/{name}", h.registerRevision)
+	m.HandleFunc("GET /v1/services/{ns}/{name}", h.getRevision)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/revisions", h.listRevisions)
+	m.HandleFunc("DELETE /v1/services/{ns}/{name}/revisions/{tag}", h.deleteRevision)
+
+	m.HandleFunc("POST /v1/services/{ns}/{name}/instances", h.postInstance)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/instances", h.listInstances)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/instances/{id}", h.getInstance)
+	m.HandleFunc("PUT /v1/services/{ns}/{name}/instances/{id}", h.putInstance)
+	m.HandleFunc("PATCH /v1/services/{ns}/{name}/instances/{id}", h.patchInstance)
+	m.HandleFunc("DELETE /v1/services/{ns}/{name}/instances/{id}", h.deleteInstance)
+	m.HandleFunc("POST /v1/services/{ns}/{name}/instances/{id}/heartbeat", h.heartbeat)
+
+	m.HandleFunc("GET /v1/services", h.listServices)
+	m.HandleFunc("GET /v1/events", h.events)
+	m.HandleFunc("GET /v1/url-map/{ns}", h.urlMap)
+	m.HandleFunc("GET /v1/health", h.health)
+	m.HandleFunc("GET /v1/status", h.getStatus)
+	if h.metrics != nil {
+		m.Handle("GET /metrics", h.metrics.Handler())
+	}
+}
+
+// Drain makes long-polls answer at once and event streams end, so that a
+// graceful shutdown is not held up by watchers.
+func (h *Handler) Drain() { close(h.drain) }
+
+// ServeHTTP runs the middleware (request id, panic recovery, metrics, body
+// limit) and routes the request; unknown routes and methods get the API's
+// error shape, not the mux's plain text.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	id := r.Header.Get(api.HeaderRequestID)
+	if id == "" || len(id) > 128 {
+		id = newRequestID()
+	}
+	w.Header().Set(api.HeaderRequestID, id)
+	rw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			h.log.Error("handler panicked", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if !rw.wrote {
+				writeJSON(rw, http.StatusInternalServerError, api.Error{Error: "Internal error.", Type: api.ErrInternal, RequestID: id})
+			}
+		}
+		if h.metrics != nil {
+			h.metrics.observeRequest(r.Pattern, rw.status, h.now().Sub(start))
+		}
+		h.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rw.status, "duration", h.now().Sub(start))
+	}()
+
+	if r.ContentLength > api.MaxBodyBytes {
+		h.writeError(rw, r, errTooLarge)
+		return
+	}
+	r.Body = http.MaxBytesReader(rw, r.Body, api.MaxBodyBytes)
+
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.noRoute(rw, r)
+		return
+	}
+	h.mux.ServeHTTP(rw, r)
+}
+
+// noRoute answers a request that matches no pattern: 405 with Allow when the
+// path exists for other methods, else 404.
+func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
+	handler, _ := h.mux.Handler(r)
+	probe := &probeWriter{header: make(http.Header)}
+	handler.ServeHTTP(probe, r)
+	if probe.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		h.writeError(w, r, &httpError{http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "Method not allowed.",
+			fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))})
+		return
+	}
+	h.writeError(w, r, &httpError{http.StatusNotFound, api.ErrNotFound, "Not found.", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+}
+
+// probeWriter records what the mux's own 404/405 handler would answer.
+type probeWriter struct {
+	header http.Header
+	status int
+}
+
+func (p *probeWriter) Header() http.Header       { return p.header }
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (p *probeWriter) WriteHeader(s int)           { p.status = s }
+
+// statusWriter remembers the status for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.status, s.wrote = http.StatusOK, true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func setIndex(w http.ResponseWriter, idx uint64) {
+	w.Header().Set(api.HeaderIndex, strconv.FormatUint(idx, 10))
+}
+
+// stamp is the leader's time for a command: UTC, millisecond precision.
+func (h *Handler) stamp() time.Time { return h.now().UTC().Truncate(time.Millisecond) }
+
+func (h *Handler) propose(cmd fsm.Command) (fsm.Result, error) {
+	res, err := h.proposer.Propose(cmd)
+	if err != nil {
+		return res, err
+	}
+	return res, res.Err
+}

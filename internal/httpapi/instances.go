@@ -1,0 +1,253 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fsm"
+	"github.com/muster-registry/muster/internal/lease"
+	"github.com/muster-registry/muster/internal/registry"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+func instanceKey(r *http.Request) (state.InstanceKey, error) {
+	k, err := serviceKey(r)
+	if err != nil {
+		return state.InstanceKey{}, err
+	}
+	id := r.PathValue("id")
+	return state.InstanceKey{Namespace: k.Namespace, Service: k.Name, ID: id}, registry.ValidateInstanceID(id)
+}
+
+// view is the wire form of a stored instance with its lease: a registration
+// past its deadline is critical, never passing, even before its expiry is
+// committed.
+func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
+	v := state.InstanceView(inst)
+	l, ok := h.leases.Get(inst.Key(), inst.RegIndex)
+	if !ok {
+		l = lease.Lease{LastBeat: inst.RegisteredAt, Deadline: inst.RegisteredAt.Add(time.Duration(inst.HeartbeatTimeout) * time.Second)}
+	}
+	v.LastHeartbeatAt = l.LastBeat.UTC().Truncate(time.Millisecond)
+	v.ExpiresAt = l.Deadline.UTC().Truncate(time.Millisecond)
+	v.Status = api.StatusCritical
+	if ok && l.Passing(now) {
+		v.Status = api.StatusPassing
+	}
+	return v
+}
+
+func (h *Handler) postInstance(w http.ResponseWriter, r *http.Request) {
+	k, err := serviceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req api.RegisterInstanceRequest
+	if err := decode(r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.ID == "" {
+		req.ID = newInstanceID()
+	}
+	h.register(w, r, k, req, false)
+}
+
+func (h *Handler) putInstance(w http.ResponseWriter, r *http.Request) {
+	ik, err := instanceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req api.RegisterInstanceRequest
+	if err := decode(r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.ID != "" && req.ID != ik.ID {
+		h.writeError(w, r, registry.Invalid("id", "%q differs from the id in the path %q", req.ID, ik.ID))
+		return
+	}
+	req.ID = ik.ID
+	h.register(w, r, state.Key{Namespace: ik.Namespace, Name: ik.Service}, req, true)
+}
+
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, req api.RegisterInstanceRequest, replace bool) {
+	if err := registry.ValidateRegistration(&req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	inst := state.Instance{
+		Namespace: k.Namespace, Service: k.Name, ID: req.ID, RevisionTag: req.RevisionTag,
+		Address: req.Address, Port: req.Port, PublicURL: req.PublicURL,
+		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: req.Metadata,
+		HeartbeatTimeout: req.HeartbeatTimeout, Token: lease.NewToken(),
+	}
+	res, err := h.propose(&fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := res.Value.(fsm.InstanceResult)
+	setIndex(w, h.store.Index())
+	w.Header().Set("Location", "/v1/services/"+k.Namespace+"/"+k.Name+"/instances/"+out.Instance.ID)
+	status := http.StatusCreated
+	if out.Replaced {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, api.Registration{Instance: h.view(out.Instance, h.now()), Token: out.Instance.Token})
+}
+
+func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
+	ik, err := instanceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var p api.PatchInstanceRequest
+	if err := decode(r, &p); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := registry.ValidatePatch(&p); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	res, err := h.propose(&fsm.PatchInstance{Time: h.stamp(), Key: ik, Patch: p})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	setIndex(w, h.store.Index())
+	writeJSON(w, http.StatusOK, h.view(res.Value.(fsm.InstanceResult).Instance, h.now()))
+}
+
+func (h *Handler) deleteInstance(w http.ResponseWriter, r *http.Request) {
+	ik, err := instanceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if _, err := h.propose(&fsm.DeregisterInstance{Time: h.stamp(), Key: ik}); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	setIndex(w, h.store.Index())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
+	ik, err := instanceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req api.HeartbeatRequest
+	if err := decode(r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if req.Token == "" {
+		h.writeError(w, r, registry.Invalid("token", "is required"))
+		return
+	}
+	next, deadline, err := h.leases.Heartbeat(ik, req.Token)
+	if h.metrics != nil {
+		h.metrics.heartbeat(err)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.HeartbeatResponse{Token: next, ExpiresAt: deadline.UTC().Truncate(time.Millisecond)})
+}
+
+func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
+	ik, err := instanceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	inst, idx, err := h.store.Instance(ik)
+	setIndex(w, idx)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h.view(inst, h.now()))
+}
+
+func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
+	k, err := serviceKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	q, err := parseQuery(r, "tag", "revision_tag", "status", "limit", "marker")
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	limit, marker, err := q.page()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	tags := q.all("tag")
+	rev, err := q.one("revision_tag")
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	status, err := q.one("status")
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if status != "" && status != api.StatusPassing && status != api.StatusCritical {
+		h.writeError(w, r, badRequest("query parameter \"status\" must be %q or %q, not %q", api.StatusPassing, api.StatusCritical, status))
+		return
+	}
+	insts, idx, _ := h.store.Instances(k)
+	now := h.now()
+	views := make([]api.Instance, 0, len(insts))
+	for _, inst := range insts {
+		if rev != "" && inst.RevisionTag != rev {
+			continue
+		}
+		if !hasAll(inst.Tags, tags) {
+			continue
+		}
+		v := h.view(inst, now)
+		if status != "" && v.Status != status {
+			continue
+		}
+		views = append(views, v)
+	}
+	page, next := paginate(views, limit, marker,
+		func(v api.Instance, m string) bool { return v.ID > m },
+		func(v api.Instance) string { return v.ID })
+	setIndex(w, idx)
+	writeJSON(w, http.StatusOK, list(page, limit, next))
+}
+
+// hasAll reports whether have contains every tag of want.
+func hasAll(have, want []string) bool {
+	for _, t := range want {
+		if !slices.Contains(have, t) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,283 @@
+// Package lease keeps heartbeat deadlines and tokens outside the replicated
+// log, as etcd's lessor keeps lease TTLs: heartbeats only touch memory (and an
+// append to the token journal), and only the leader decides expiries, which
+// leave through a channel in bounded batches for the server to commit.
+//
+// The table mirrors the state's live registrations: the state tells it of every
+// registration that starts or ends (it implements state.Observer), on every
+// node, so a node that becomes leader already knows every instance. On
+// promotion every deadline is reset to now + its timeout, so a restart or a
+// change of leader never mass-expires a healthy fleet.
+package lease
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/muster-registry/muster/internal/registry"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+const (
+	shardCount = 64
+	// tick is the resolution of the deadline wheel and the reaper's period.
+	tick = 100 * time.Millisecond
+	// DefaultBatch is the most expiries committed in one command.
+	DefaultBatch = 1000
+)
+
+// Table tracks the deadline and current token of every live registration.
+//
+// Concurrency: all methods are safe for concurrent use. The state.Observer
+// methods are called by the FSM under the state's write lock; they take only
+// the table's own shard locks and never call back into the state.
+type Table struct {
+	seed    maphash.Seed
+	shards  [shardCount]shard
+	journal Journal
+	// restored holds the newest token per registration read from the journal
+	// at start; a registration replayed from the log takes it over.
+	restored map[uint64]string
+	log      *slog.Logger
+	now      func() time.Time
+	batch    int
+
+	leader  atomic.Bool
+	expired chan []state.Expiry
+	mu      sync.Mutex // guards cancel
+	cancel  chan struct{}
+}
+
+type shard struct {
+	mu      sync.Mutex
+	entries map[state.InstanceKey]*entry
+	// wheel maps a deadline tick to the keys whose deadline fell in it when
+	// it was set. Entries are not removed when a deadline moves: the reaper
+	// checks the entry's current deadline, and drops stale references.
+	wheel map[int64][]wheelRef
+}
+
+type wheelRef struct {
+	key      state.InstanceKey
+	regIndex uint64
+}
+
+type entry struct {
+	regIndex uint64
+	token    string
+	timeout  time.Duration
+	lastBeat time.Time
+	deadline time.Time
+	expiring bool
+}
+
+// Options configure a Table.
+type Options struct {
+	// Journal persists token rotations; nil keeps them in memory only.
+	Journal Journal
+	// Logger receives expiry and journal messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Batch is the most expiries in one batch; 0 means DefaultBatch.
+	Batch int
+}
+
+// New returns a Table. It loads the journal's tokens, if any.
+func New(opts Options) (*Table, error) {
+	t := &Table{
+		seed:    maphash.MakeSeed(),
+		journal: opts.Journal,
+		log:     opts.Logger,
+		now:     opts.Now,
+		batch:   opts.Batch,
+		expired: make(chan []state.Expiry, 16),
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.batch <= 0 {
+		t.batch = DefaultBatch
+	}
+	for i := range t.shards {
+		t.shards[i].entries = make(map[state.InstanceKey]*entry)
+		t.shards[i].wheel = make(map[int64][]wheelRef)
+	}
+	if t.journal != nil {
+		restored, err := t.journal.Load()
+		if err != nil {
+			return nil, err
+		}
+		t.restored = restored
+	}
+	return t, nil
+}
+
+func (t *Table) shardFor(k state.InstanceKey) *shard {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	h.WriteString(k.Namespace)
+	h.WriteByte(0)
+	h.WriteString(k.Service)
+	h.WriteByte(0)
+	h.WriteString(k.ID)
+	return &t.shards[h.Sum64()%shardCount]
+}
+
+func tickOf(d time.Time) int64 {
+	ms := d.UnixMilli()
+	return (ms + int64(tick/time.Millisecond) - 1) / int64(tick/time.Millisecond)
+}
+
+func (s *shard) schedule(k state.InstanceKey, e *entry) {
+	b := tickOf(e.deadline)
+	s.wheel[b] = append(s.wheel[b], wheelRef{key: k, regIndex: e.regIndex})
+}
+
+// NewToken returns a fresh heartbeat token: 128 random bits, URL-safe.
+func NewToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// InstanceAdded starts tracking a registration, or takes a new timeout for
+// the same registration (a patch). Its deadline starts at now + timeout.
+func (t *Table) InstanceAdded(inst *state.Instance) {
+	k := inst.Key()
+	s := t.shardFor(k)
+	now := t.now()
+	timeout := time.Duration(inst.HeartbeatTimeout) * time.Second
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[k]; e != nil && e.regIndex == inst.RegIndex {
+		e.timeout = timeout
+		return
+	}
+	tok := inst.Token
+	if r, ok := t.restored[inst.RegIndex]; ok {
+		tok = r
+	}
+	e := &entry{regIndex: inst.RegIndex, token: tok, timeout: timeout, lastBeat: now, deadline: now.Add(timeout)}
+	s.entries[k] = e
+	s.schedule(k, e)
+}
+
+// InstanceRemoved stops tracking a registration.
+func (t *Table) InstanceRemoved(inst *state.Instance) {
+	k := inst.Key()
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[k]; e != nil && e.regIndex == inst.RegIndex {
+		delete(s.entries, k)
+	}
+}
+
+// Reset forgets every registration (before a restore re-adds them).
+func (t *Table) Reset() {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.entries = make(map[state.InstanceKey]*entry)
+		s.wheel = make(map[int64][]wheelRef)
+		s.mu.Unlock()
+	}
+}
+
+// Heartbeat renews the registration of k if token is its current token and
+// its deadline has not passed. It returns the next token and the new
+// deadline; the presented token is spent. A registration past its deadline
+// is dead even before its expiry is committed: ErrNotFound. A token that is
+// not the current one changes nothing: ErrTokenMismatch.
+func (t *Table) Heartbeat(k state.InstanceKey, token string) (string, time.Time, error) {
+	if !t.leader.Load() {
+		return "", time.Time{}, registry.ErrNotLeader
+	}
+	now := t.now()
+	next := NewToken()
+	s := t.shardFor(k)
+	s.mu.Lock()
+	e := s.entries[k]
+	if e == nil || e.expiring || !now.Before(e.deadline) {
+		s.mu.Unlock()
+		return "", time.Time{}, registry.NotFound("instance %s", k)
+	}
+	if subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
+		s.mu.Unlock()
+		return "", time.Time{}, registry.ErrTokenMismatch
+	}
+	regIndex := e.regIndex
+	e.token = next
+	e.lastBeat = now
+	e.deadline = now.Add(e.timeout)
+	deadline := e.deadline
+	s.schedule(k, e)
+	s.mu.Unlock()
+
+	// The rotation must be durable before it is acknowledged, or a restart
+	// would leave the client holding a token the server never heard of. The
+	// journal is written outside the shard lock: only the holder of the
+	// current token can cause the next rotation of this registration, so
+	// rotations of one registration reach the journal in order.
+	if t.journal != nil {
+		if err := t.journal.Append(regIndex, next); err != nil {
+			s.mu.Lock()
+			if e := s.entries[k]; e != nil && e.regIndex == regIndex && e.token == next {
+				e.token = token // undo: the client keeps using the token it sent
+			}
+			s.mu.Unlock()
+			return "", time.Time{}, err
+		}
+	}
+	return next, deadline, nil
+}
+
+// Lease is what the table knows of one registration.
+type Lease struct {
+	LastBeat time.Time
+	Deadline time.Time
+	Token    string
+}
+
+// Passing reports whether the lease's deadline is after now.
+func (l Lease) Passing(now time.Time) bool { return now.Before(l.Deadline) }
+
+// Get returns the lease of registration regIndex of k.
+func (t *Table) Get(k state.InstanceKey, regIndex uint64) (Lease, bool) {
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[k]
+	if e == nil || e.regIndex != regIndex {
+		return Lease{}, false
+	}
+	return Lease{LastBeat: e.lastBeat, Deadline: e.deadline, Token: e.token}, true
+}
+
+// Now returns the table's clock reading.
+func (t *Table) Now() time.Time { return t.now() }
+
+// Tokens returns the current token of every tracked registration, for
+// compacting the journal.
+func (t *Table) Tokens() map[uint64]string {
+	out := make(map[uint64]string)
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for _, e := range s.entries {
+			out[e.regIndex] = e.token
+		}
+		s.mu.Unlock()
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package lease
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// Expired delivers batches of registrations whose deadlines passed, oldest
+// deadline first, while the table is leader. The receiver commits each batch
+// (an ExpireInstances command); a batch it fails to commit is retried on the
+// next promotion, when every deadline is reset.
+func (t *Table) Expired() <-chan []state.Expiry { return t.expired }
+
+// SetLeader starts (true) or stops (false) accepting heartbeats and reaping.
+// On promotion every deadline is reset to now + its timeout.
+func (t *Table) SetLeader(leader bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if leader == t.leader.Load() {
+		return
+	}
+	if !leader {
+		t.leader.Store(false)
+		close(t.cancel)
+		t.cancel = nil
+		return
+	}
+	t.resetDeadlines()
+	t.cancel = make(chan struct{})
+	t.leader.Store(true)
+	go t.reap(t.cancel)
+}
+
+// IsLeader reports whether the table accepts heartbeats.
+func (t *Table) IsLeader() bool { return t.leader.Load() }
+
+func (t *Table) resetDeadlines() {
+	now := t.now()
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		s.wheel = make(map[int64][]wheelRef)
+		for k, e := range s.entries {
+			e.deadline = now.Add(e.timeout)
+			e.expiring = false
+			s.schedule(k, e)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// reap wakes every tick and sends the registrations whose deadline passed.
+func (t *Table) reap(cancel <-chan struct{}) {
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	done := tickOf(t.now()) - 1 // every tick up to and including done is reaped
+	for {
+		select {
+		case <-cancel:
+			return
+		case <-ticker.C:
+		}
+		now := t.now()
+		// Tick b holds deadlines in ((b-1)·tick, b·tick]; it is over once now >= b·tick.
+		upTo := now.UnixMilli() / int64(tick/time.Millisecond)
+		if upTo <= done {
+			continue
+		}
+		due := t.collect(done+1, upTo, now)
+		done = upTo
+		slices.SortFunc(due, func(a, b state.Expiry) int {
+			return cmp.Or(a.Deadline.Compare(b.Deadline), cmp.Compare(a.Key.String(), b.Key.String()))
+		})
+		for len(due) > 0 {
+			n := min(len(due), t.batch)
+			select {
+			case t.expired <- due[:n:n]:
+			case <-cancel:
+				return
+			}
+			due = due[n:]
+		}
+	}
+}
+
+// collect takes the wheel's ticks from..to out of every shard and returns the
+// registrations among them whose deadline has passed, marking them expiring
+// so that no heartbeat revives them.
+func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
+	var due []state.Expiry
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for b := from; b <= to; b++ {
+			refs, ok := s.wheel[b]
+			if !ok {
+				continue
+			}
+			delete(s.wheel, b)
+			for _, r := range refs {
+				e := s.entries[r.key]
+				if e == nil || e.regIndex != r.regIndex || e.expiring || now.Before(e.deadline) {
+					continue
+				}
+				e.expiring = true
+				due = append(due, state.Expiry{Key: r.key, RegIndex: e.regIndex, Deadline: e.deadline.UTC().Truncate(time.Millisecond)})
+			}
+		}
+		s.mu.Unlock()
+	}
+	return due
+}

@@ -1,0 +1,337 @@
+// Package server assembles Muster: the state, the lease table, the FSM, the
+// Raft node and the HTTP API. It is the only package that knows them all.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fsm"
+	"github.com/muster-registry/muster/internal/httpapi"
+	"github.com/muster-registry/muster/internal/lease"
+	"github.com/muster-registry/muster/internal/raftnode"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// Version is the server's version, reported by /v1/status.
+const Version = "0.1.0"
+
+// Config configures a Server. The zero values of the optional fields are the
+// documented defaults (docs/operations.md).
+type Config struct {
+	HTTPAddr string // default 127.0.0.1:7410
+	RaftAddr string // default 127.0.0.1:7411
+	DataDir  string // default ./muster-data
+	// NodeID names the node; empty means the id recorded in the data
+	// directory, or on first start the host name.
+	NodeID string
+	// Dev keeps everything in memory: nothing is written to disk.
+	Dev bool
+	// RetainEvents is how many of the newest events are kept (default 100,000).
+	RetainEvents int
+	// SnapshotThreshold is how many log entries trigger a snapshot (default 8192).
+	SnapshotThreshold uint64
+	Logger            *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:7410"
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = "127.0.0.1:7411"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "muster-data"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Server is a running Muster node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *state.Store
+	leases  *lease.Table
+	journal *lease.FileJournal
+	node    *raftnode.Node
+	api     *httpapi.Handler
+	metrics *httpapi.Metrics
+	http    *http.Server
+	ln      net.Listener
+	started time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New opens the data directory, starts Raft and binds the HTTP address. It
+// does not serve yet: call Run.
+func New(cfg Config) (s *Server, err error) {
+	cfg.defaults()
+	s = &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+
+	if !cfg.Dev {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("server: creating data directory: %w", err)
+		}
+		if s.cfg.NodeID, err = nodeID(cfg.DataDir, cfg.NodeID); err != nil {
+			return nil, err
+		}
+		if s.journal, err = lease.OpenFileJournal(filepath.Join(cfg.DataDir, "tokens.journal"), s.log, nil); err != nil {
+			return nil, err
+		}
+	} else if s.cfg.NodeID == "" {
+		s.cfg.NodeID = "dev"
+	}
+	opts := lease.Options{Logger: s.log}
+	if s.journal != nil {
+		opts.Journal = s.journal
+	}
+	if s.leases, err = lease.New(opts); err != nil {
+		return nil, err
+	}
+	if s.journal != nil {
+		s.journal.SetLive(s.leases.Tokens)
+	}
+	s.store = state.New(cfg.RetainEvents, s.leases)
+
+	s.metrics = httpapi.NewMetrics(map[string]func() float64{
+		"muster_instances":   func() float64 { _, _, _, n := s.store.Counts(); return float64(n) },
+		"muster_services":    func() float64 { _, n, _, _ := s.store.Counts(); return float64(n) },
+		"muster_event_index": func() float64 { return float64(s.store.Index()) },
+	})
+
+	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listening on %s: %w", cfg.HTTPAddr, err)
+	}
+	raftAddr := cfg.RaftAddr
+	if cfg.Dev {
+		raftAddr = "dev"
+	}
+	s.node, err = raftnode.Open(raftnode.Config{
+		NodeID: s.cfg.NodeID, RaftAddr: raftAddr, DataDir: cfg.DataDir, Dev: cfg.Dev,
+		Logger: s.log, SnapshotThreshold: cfg.SnapshotThreshold,
+	}, fsm.New(s.store))
+	if err != nil {
+		return nil, err
+	}
+	s.api = httpapi.New(httpapi.Config{
+		Store: s.store, Leases: s.leases, Proposer: proposer{s}, Status: s.status,
+		Logger: s.log, Metrics: s.metrics,
+	})
+	s.http = &http.Server{
+		Handler:           s.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// nodeID returns the node id: the one recorded in the data directory (which
+// a different flag value may not contradict), or the flag, or the host name,
+// recorded on first start. A node must keep its id: Raft knows it by it.
+func nodeID(dataDir, flag string) (string, error) {
+	path := filepath.Join(dataDir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		rec := strings.TrimSpace(string(b))
+		if flag != "" && flag != rec {
+			return "", fmt.Errorf("%w: %s belongs to node %q, not %q", raftnode.ErrDataDir, dataDir, rec, flag)
+		}
+		return rec, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("server: reading %s: %w", path, err)
+	}
+	id := flag
+	if id == "" {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			id = h
+		} else {
+			id = "muster-1"
+		}
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("server: recording node id: %w", err)
+	}
+	return id, nil
+}
+
+// Addr returns the address the HTTP API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run waits for the cluster to be ready, serves until ctx is cancelled, then
+// shuts down gracefully: in-flight requests finish (watchers are told to end),
+// then Raft and the stores close.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.node.WaitLeader(30 * time.Second); err != nil {
+		s.closeAll()
+		return err
+	}
+	if s.node.IsLeader() {
+		if err := s.node.Barrier(30 * time.Second); err != nil {
+			s.closeAll()
+			return err
+		}
+	}
+	s.wg.Add(2)
+	go s.followLeadership()
+	go s.proposeExpiries()
+	// The leader's notification may have come before we listened: catch up.
+	if s.node.IsLeader() {
+		s.leases.SetLeader(true)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.ln) }()
+	where := s.cfg.DataDir
+	if s.cfg.Dev {
+		where = "memory (--dev: nothing is kept)"
+	} else if abs, err := filepath.Abs(where); err == nil {
+		where = abs
+	}
+	s.log.Info("muster ready", "http", "http://"+s.Addr(), "raft", s.cfg.RaftAddr, "data", where, "node", s.cfg.NodeID, "events", s.store.Index())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+		err = fmt.Errorf("server: serving HTTP: %w", err)
+	}
+	s.log.Info("shutting down", "reason", context.Cause(ctx))
+	s.api.Drain()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if e := s.http.Shutdown(shutCtx); e != nil {
+		s.log.Warn("in-flight requests did not finish in time", "err", e)
+	}
+	s.closeAll()
+	s.log.Info("stopped")
+	return err
+}
+
+// closeAll releases everything New and Run acquired; it is safe on a
+// partly built server.
+func (s *Server) closeAll() {
+	select {
+	case <-s.stop:
+		return
+	default:
+		close(s.stop)
+	}
+	if s.leases != nil {
+		s.leases.SetLeader(false)
+	}
+	if s.node != nil {
+		if err := s.node.Close(); err != nil {
+			s.log.Error("closing raft", "err", err)
+		}
+	}
+	s.wg.Wait()
+	if s.journal != nil {
+		if err := s.journal.Close(); err != nil {
+			s.log.Error("closing token journal", "err", err)
+		}
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+}
+
+// followLeadership turns the lease table on when this node leads and off
+// when it stops leading. Before taking heartbeats, a new leader applies
+// everything committed before it (a barrier), so its table knows every live
+// registration.
+func (s *Server) followLeadership() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case leader := <-s.node.LeaderChanges():
+			if leader {
+				if err := s.node.Barrier(30 * time.Second); err != nil {
+					s.log.Error("leader barrier failed; not taking heartbeats", "err", err)
+					continue
+				}
+				s.log.Info("leading: deadlines reset to now + timeout")
+			}
+			s.leases.SetLeader(leader)
+		}
+	}
+}
+
+// proposeExpiries commits the lease table's expiry batches one at a time, so
+// an expiry storm becomes a paced series of commands rather than a flood.
+func (s *Server) proposeExpiries() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case batch := <-s.leases.Expired():
+			res, err := proposer{s}.Propose(&fsm.ExpireInstances{Time: time.Now().UTC().Truncate(time.Millisecond), Items: batch})
+			if err != nil {
+				s.log.Warn("committing expiries failed; they are retried when this node next leads", "instances", len(batch), "err", err)
+				continue
+			}
+			n, _ := res.Value.(int)
+			s.metrics.Expired.Add(float64(n))
+			s.log.Debug("expired instances", "count", n)
+		}
+	}
+}
+
+func (s *Server) status() api.Status {
+	info := s.node.Info()
+	dir := s.cfg.DataDir
+	if s.cfg.Dev {
+		dir = ""
+	}
+	return api.Status{
+		NodeID: info.ID, Role: strings.ToLower(info.Role), Leader: info.Leader, RaftIndex: info.AppliedIndex,
+		Version: Version, DataDir: dir, Dev: s.cfg.Dev, UptimeSeconds: int64(time.Since(s.started).Seconds()),
+	}
+}
+
+// proposer commits commands through Raft.
+type proposer struct{ s *Server }
+
+func (p proposer) Propose(cmd fsm.Command) (fsm.Result, error) {
+	data, err := fsm.Encode(cmd)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	start := time.Now()
+	resp, err := p.s.node.Apply(data, 10*time.Second)
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	p.s.metrics.CommitLatency.Observe(time.Since(start).Seconds())
+	res, ok := resp.(fsm.Result)
+	if !ok {
+		return fsm.Result{}, fmt.Errorf("server: unexpected apply response %T", resp)
+	}
+	return res, nil
+}

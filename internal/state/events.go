@@ -1,0 +1,106 @@
+package state
+
+import (
+	"slices"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/registry"
+)
+
+// ring holds the newest events in id order; ids are contiguous, so the
+// position of an id is known without a search. It fills buf up to limit,
+// then overwrites the oldest event.
+type ring struct {
+	buf   []api.Event
+	limit int
+	start int    // position of the oldest event in buf once it is full
+	last  uint64 // id of the newest event ever appended (0: none)
+}
+
+func newRing(limit int) ring { return ring{buf: make([]api.Event, 0, min(limit, 1024)), limit: limit} }
+
+func (r *ring) push(e api.Event) {
+	r.last++
+	e.ID = r.last
+	if len(r.buf) < r.limit {
+		r.buf = append(r.buf, e)
+		return
+	}
+	r.buf[r.start] = e
+	r.start = (r.start + 1) % r.limit
+}
+
+// oldest returns the id of the oldest held event (last+1 when none is held).
+func (r *ring) oldest() uint64 { return r.last - uint64(len(r.buf)) + 1 }
+
+func (r *ring) at(id uint64) *api.Event {
+	off := int(id - r.oldest())
+	return &r.buf[(r.start+off)%len(r.buf)]
+}
+
+// all returns the held events, oldest first.
+func (r *ring) all() []api.Event {
+	out := make([]api.Event, 0, len(r.buf))
+	out = append(out, r.buf[r.start:]...)
+	return append(out, r.buf[:r.start]...)
+}
+
+// EventFilter selects events: every non-empty field must match; Types matches any of its entries.
+type EventFilter struct {
+	Namespace string
+	Service   string
+	Types     []string
+}
+
+func (f *EventFilter) match(e *api.Event) bool {
+	if f.Namespace != "" && e.Namespace != f.Namespace {
+		return false
+	}
+	if f.Service != "" && e.Service != f.Service {
+		return false
+	}
+	return len(f.Types) == 0 || slices.Contains(f.Types, e.Type)
+}
+
+// Events returns up to limit events with id > after that match f, oldest
+// first, and the newest event id. When after is older than the retained
+// window (events after it were dropped), it fails with ErrCompacted; use
+// OldestEvent to say which id is still held. after == 0 with a compacted
+// window starts at the oldest held event, so a first read never fails.
+func (s *Store) Events(after uint64, f EventFilter, limit int) ([]api.Event, uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r := &s.events
+	from := after + 1
+	if from < r.oldest() {
+		if after != 0 {
+			return nil, r.last, registry.ErrCompacted
+		}
+		from = r.oldest()
+	}
+	var out []api.Event
+	for id := from; id <= r.last && len(out) < limit; id++ {
+		if e := r.at(id); f.match(e) {
+			out = append(out, *e)
+		}
+	}
+	return out, r.last, nil
+}
+
+// ScanTo reports the id up to which a filtered read of at most limit events
+// after `after` looked: the id of the last returned event when the limit was
+// reached, or the newest event otherwise. A follower passes it as the next
+// `after` so that events it skipped by filter are not scanned again.
+func ScanTo(events []api.Event, limit int, after, newest uint64) uint64 {
+	if len(events) >= limit {
+		return events[len(events)-1].ID
+	}
+	return max(after, newest)
+}
+
+// OldestEvent returns the id of the oldest retained event (Index()+1 when none).
+func (s *Store) OldestEvent() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.events.oldest()
+}

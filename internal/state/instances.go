@@ -1,0 +1,240 @@
+package state
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/registry"
+)
+
+// RegisterInstance stores a new registration. With replace false an existing
+// registration of the same id is refused with ErrInstanceExists; with replace
+// true it is ended (its token stops working) and reported as replaced. The
+// instance must be validated and carry its RegIndex and Token.
+func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (replaced bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := Key{inst.Namespace, inst.Service}
+	svc := s.serviceFor(k)
+	old := svc.instances[inst.ID]
+	if old != nil && !replace {
+		return false, registry.ErrInstanceExists
+	}
+	t := s.begin(now)
+	defer t.commit()
+	if old != nil && s.observer != nil {
+		s.observer.InstanceRemoved(old)
+	}
+	svc.instances[inst.ID] = inst
+	if s.observer != nil {
+		s.observer.InstanceAdded(inst)
+	}
+	typ := api.EventInstanceJoin
+	if old != nil {
+		typ = api.EventInstanceUpdate
+	}
+	t.emit(typ, k.Namespace, k.Name, now, EventInstance(inst, now))
+	return old != nil, nil
+}
+
+// EventInstance is the api.Instance written into instance events: the stored
+// fields, status passing, deadline from the event time. Being computed from
+// the command alone, it is the same on every replica.
+func EventInstance(inst *Instance, at time.Time) api.Instance {
+	v := InstanceView(inst)
+	v.Status = api.StatusPassing
+	v.LastHeartbeatAt = at
+	v.ExpiresAt = at.Add(time.Duration(inst.HeartbeatTimeout) * time.Second)
+	return v
+}
+
+// InstanceView converts a stored instance to its wire form, without the
+// fields that come from the lease table (status, last heartbeat, expiry).
+func InstanceView(inst *Instance) api.Instance {
+	v := api.Instance{
+		Namespace: inst.Namespace, Service: inst.Service, ID: inst.ID,
+		RevisionTag: inst.RevisionTag, Address: inst.Address, Port: inst.Port,
+		PublicURL: inst.PublicURL, Endpoints: inst.Endpoints, Tags: inst.Tags,
+		Metadata: inst.Metadata, HeartbeatTimeout: inst.HeartbeatTimeout,
+		RegisteredAt: inst.RegisteredAt,
+	}
+	if v.Endpoints == nil {
+		v.Endpoints = []string{}
+	}
+	if v.Tags == nil {
+		v.Tags = []string{}
+	}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// PatchInstance changes the fields present in p (validated) of a live
+// registration. The registration, and so its token, stays the same.
+func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceRequest) (*Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc := s.services[Key{k.Namespace, k.Service}]
+	if svc == nil || svc.instances[k.ID] == nil {
+		return nil, registry.NotFound("instance %s", k)
+	}
+	old := svc.instances[k.ID]
+	n := *old
+	if p.Tags != nil {
+		n.Tags = *p.Tags
+	}
+	if p.Metadata != nil {
+		n.Metadata = *p.Metadata
+	}
+	if p.Endpoints != nil {
+		n.Endpoints = *p.Endpoints
+	}
+	if p.PublicURL != nil {
+		n.PublicURL = *p.PublicURL
+	}
+	if p.HeartbeatTimeout != nil {
+		n.HeartbeatTimeout = *p.HeartbeatTimeout
+	}
+	t := s.begin(now)
+	defer t.commit()
+	svc.instances[k.ID] = &n
+	if s.observer != nil && n.HeartbeatTimeout != old.HeartbeatTimeout {
+		// Same registration, new timeout: the lease table keeps the token and
+		// takes the new timeout from the next heartbeat on.
+		s.observer.InstanceAdded(&n)
+	}
+	t.emit(api.EventInstanceUpdate, k.Namespace, k.Service, now, EventInstance(&n, now))
+	return &n, nil
+}
+
+// DeregisterInstance ends a registration on request.
+func (s *Store) DeregisterInstance(now time.Time, k InstanceKey) (*Instance, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sk := Key{k.Namespace, k.Service}
+	svc := s.services[sk]
+	if svc == nil || svc.instances[k.ID] == nil {
+		return nil, registry.NotFound("instance %s", k)
+	}
+	old := svc.instances[k.ID]
+	t := s.begin(now)
+	defer t.commit()
+	s.removeInstance(sk, svc, old)
+	t.emit(api.EventInstanceRemove, k.Namespace, k.Service, now, api.InstanceRemovedPayload{ID: old.ID, RevisionTag: old.RevisionTag})
+	return old, nil
+}
+
+func (s *Store) removeInstance(k Key, svc *service, inst *Instance) {
+	delete(svc.instances, inst.ID)
+	if s.observer != nil {
+		s.observer.InstanceRemoved(inst)
+	}
+	s.dropIfEmpty(k)
+}
+
+// Expiry names one registration whose deadline has passed.
+type Expiry struct {
+	Key      InstanceKey `json:"key"`
+	RegIndex uint64      `json:"reg_index"`
+	Deadline time.Time   `json:"deadline"`
+}
+
+// ExpireInstances removes each named registration that is still the live one
+// for its id (a registration replaced meanwhile is left alone) and writes an
+// instance.timeout event stamped with its deadline. It returns how many it removed.
+func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.begin(now)
+	defer t.commit()
+	n := 0
+	for _, e := range items {
+		sk := Key{e.Key.Namespace, e.Key.Service}
+		svc := s.services[sk]
+		if svc == nil {
+			continue
+		}
+		inst := svc.instances[e.Key.ID]
+		if inst == nil || inst.RegIndex != e.RegIndex {
+			continue
+		}
+		s.removeInstance(sk, svc, inst)
+		t.emit(api.EventInstanceTimeout, sk.Namespace, sk.Name, e.Deadline, api.InstanceRemovedPayload{ID: inst.ID, RevisionTag: inst.RevisionTag, Deadline: e.Deadline})
+		n++
+	}
+	return n
+}
+
+// Instance returns one live registration.
+func (s *Store) Instance(k InstanceKey) (*Instance, uint64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	idx := s.events.last
+	svc := s.services[Key{k.Namespace, k.Service}]
+	if svc == nil || svc.instances[k.ID] == nil {
+		return nil, idx, registry.NotFound("instance %s", k)
+	}
+	return svc.instances[k.ID], idx, nil
+}
+
+// Instances returns the registrations of a service sorted by id, and whether
+// the service exists.
+func (s *Store) Instances(k Key) ([]*Instance, uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	svc := s.services[k]
+	if svc == nil {
+		return nil, s.events.last, false
+	}
+	return sortedInstances(svc), s.events.last, true
+}
+
+// NamespaceInstances returns every registration in a namespace with the
+// default revision tag of its service, sorted by service and id.
+func (s *Store) NamespaceInstances(ns string) ([]NamespacedInstance, uint64) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []NamespacedInstance
+	for k, svc := range s.services {
+		if k.Namespace != ns {
+			continue
+		}
+		for _, inst := range svc.instances {
+			out = append(out, NamespacedInstance{Instance: inst, DefaultTag: svc.defaultTag})
+		}
+	}
+	slices.SortFunc(out, func(a, b NamespacedInstance) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.ID, b.ID))
+	})
+	return out, s.events.last
+}
+
+// NamespacedInstance is an instance with its service's default revision tag.
+type NamespacedInstance struct {
+	*Instance
+	DefaultTag string
+}
+
+// AllInstances calls fn for every registration, in no particular order, under
+// the read lock: fn must not call back into the Store.
+func (s *Store) AllInstances(fn func(*Instance)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, svc := range s.services {
+		for _, inst := range svc.instances {
+			fn(inst)
+		}
+	}
+}
+
+func sortedInstances(svc *service) []*Instance {
+	out := make([]*Instance, 0, len(svc.instances))
+	for _, inst := range svc.instances {
+		out = append(out, inst)
+	}
+	slices.SortFunc(out, func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

@@ -72,4 +72,3 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 	}
 }
-

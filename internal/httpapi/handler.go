@@ -169,7 +169,7 @@ type probeWriter struct {
 	status int
 }
 
-func (p *probeWriter) Header() http.Header       { return p.header }
+func (p *probeWriter) Header() http.Header         { return p.header }
 func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (p *probeWriter) WriteHeader(s int)           { p.status = s }
 

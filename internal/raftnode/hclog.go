@@ -93,7 +93,9 @@ func (a *hclogAdapter) StandardLogger(opts *hclog.StandardLoggerOptions) *log.Lo
 	return log.New(a.StandardWriter(opts), "", 0)
 }
 
-func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer { return writerFunc(a.writeLine) }
+func (a *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
+	return writerFunc(a.writeLine)
+}
 
 func (a *hclogAdapter) writeLine(p []byte) (int, error) {
 	a.Log(hclog.Info, strings.TrimSpace(string(p)))

@@ -5,11 +5,16 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/muster-registry/muster/internal/server"
 )
+
+// version is the binary's version.
+const version = server.Version
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "muster:", err)
+		fmt.Fprintln(os.Stderr, "muster:", describe(err))
 		os.Exit(1)
 	}
 }

@@ -4,14 +4,24 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newRootCmd builds the command tree. Each subcommand lives in its own file.
+// newRootCmd builds the command tree. Each group of subcommands lives in its own file.
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "muster",
-		Short:         "Muster is a service registry: revisions, heartbeating instances, events and discovery",
+		Use:   "muster",
+		Short: "Muster is a service registry: revisions, heartbeating instances, events and discovery",
+		Long: `Muster is a service registry: revisions, heartbeating instances, events and discovery.
+
+Run a server with "muster serve"; the other commands talk to one at --addr.`,
+		Example: `  muster serve
+  muster revisions register my-org/my-service 1.2.9 --default
+  muster instances register my-org/my-service --id web-1 --heartbeat
+  muster events --follow`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
-	root.AddCommand(newServeCmd())
+	g := &globals{}
+	g.register(root)
+	root.AddCommand(newServeCmd(), newRevisionsCmd(g), newInstancesCmd(g), newServicesCmd(g), newEventsCmd(g), newStatusCmd(g))
 	return root
 }

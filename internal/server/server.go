@@ -73,15 +73,16 @@ type Server struct {
 	ln      net.Listener
 	started time.Time
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	ready chan struct{}
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 // New opens the data directory, starts Raft and binds the HTTP address. It
 // does not serve yet: call Run.
 func New(cfg Config) (s *Server, err error) {
 	cfg.defaults()
-	s = &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
+	s = &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -178,6 +179,9 @@ func nodeID(dataDir, flag string) (string, error) {
 	return id, nil
 }
 
+// Ready is closed once Run serves requests.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
 // Addr returns the address the HTTP API listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -211,6 +215,7 @@ func (s *Server) Run(ctx context.Context) error {
 	} else if abs, err := filepath.Abs(where); err == nil {
 		where = abs
 	}
+	close(s.ready)
 	s.log.Info("muster ready", "http", "http://"+s.Addr(), "raft", s.cfg.RaftAddr, "data", where, "node", s.cfg.NodeID, "events", s.store.Index())
 
 	var err error

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/fsm"
@@ -45,7 +46,7 @@ func (h *Handler) registerRevision(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if out.Created {
 		status = http.StatusCreated
-		w.Header().Set("Location", "/v1/services/"+k.Namespace+"/"+k.Name+"?revision_tag="+out.Revision.RevisionTag)
+		w.Header().Set("Location", "/v1/services/"+k.Namespace+"/"+k.Name+"?revision_tag="+url.QueryEscape(out.Revision.RevisionTag))
 	}
 	writeJSON(w, status, out.Revision)
 }

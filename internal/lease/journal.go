@@ -164,7 +164,9 @@ func (j *FileJournal) compactIfLarge() error {
 		encodeRecord(rec[:], idx, tok)
 		_, _ = w.Write(rec[:])
 	}
-	if err := w.Flush(); err == nil {
+	// Assign the outer err: a failed flush or sync must stop the rename, or
+	// a short copy would replace the journal and lose live tokens.
+	if err = w.Flush(); err == nil {
 		err = f.Sync()
 	}
 	if err != nil {

@@ -50,8 +50,9 @@ type Table struct {
 
 	leader  atomic.Bool
 	expired chan []state.Expiry
-	mu      sync.Mutex // guards cancel
+	mu      sync.Mutex // guards cancel and reaped
 	cancel  chan struct{}
+	reaped  chan struct{} // closed when the current reaper has returned
 }
 
 type shard struct {

@@ -10,8 +10,9 @@ import (
 
 // Expired delivers batches of registrations whose deadlines passed, oldest
 // deadline first, while the table is leader. The receiver commits each batch
-// (an ExpireInstances command); a batch it fails to commit is retried on the
-// next promotion, when every deadline is reset.
+// (an ExpireInstances command); a batch it fails to commit, or has not taken
+// when leadership ends, is retried on the next promotion, when every deadline
+// is reset.
 func (t *Table) Expired() <-chan []state.Expiry { return t.expired }
 
 // SetLeader starts (true) or stops (false) accepting heartbeats and reaping.
@@ -25,13 +26,26 @@ func (t *Table) SetLeader(leader bool) {
 	if !leader {
 		t.leader.Store(false)
 		close(t.cancel)
-		t.cancel = nil
+		<-t.reaped
+		t.cancel, t.reaped = nil, nil
+		// Batches nobody took belong to the term that ended. Dropped here,
+		// they are found again after the next promotion resets the deadlines;
+		// kept, they would expire instances that may have been renewing with
+		// another leader meanwhile.
+		for drained := false; !drained; {
+			select {
+			case <-t.expired:
+			default:
+				drained = true
+			}
+		}
 		return
 	}
 	t.resetDeadlines()
 	t.cancel = make(chan struct{})
+	t.reaped = make(chan struct{})
 	t.leader.Store(true)
-	go t.reap(t.cancel)
+	go t.reap(t.cancel, t.reaped)
 }
 
 // IsLeader reports whether the table accepts heartbeats.
@@ -53,7 +67,8 @@ func (t *Table) resetDeadlines() {
 }
 
 // reap wakes every tick and sends the registrations whose deadline passed.
-func (t *Table) reap(cancel <-chan struct{}) {
+func (t *Table) reap(cancel <-chan struct{}, reaped chan<- struct{}) {
+	defer close(reaped)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	done := tickOf(t.now()) - 1 // every tick up to and including done is reaped

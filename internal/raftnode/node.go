@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/muster-registry/muster/internal/registry"
 )
@@ -109,7 +110,7 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 			BoltOptions: &bolt.Options{Timeout: time.Second, NoFreelistSync: true},
 		})
 		if err != nil {
-			if errors.Is(err, bolt.ErrTimeout) {
+			if errors.Is(err, bolterrors.ErrTimeout) {
 				return nil, fmt.Errorf("%w: %s is locked by another process (is another muster running on this data directory?)", ErrDataDir, dbPath)
 			}
 			return nil, fmt.Errorf("%w: opening %s: %v", ErrDataDir, dbPath, err)

@@ -27,16 +27,16 @@ func TestValidatePolicy(t *testing.T) {
 		{"bad revision tag", route(api.PolicyRoute{Name: "beta", Revision: "-x"}), "routes[0].revision"},
 		{"constraint", route(api.PolicyRoute{Name: "staff", Constraint: ">=2.0.0-0"}), ""},
 		{"bad constraint", route(api.PolicyRoute{Name: "staff", Constraint: ">>2"}), "routes[0].constraint"},
-		{"split", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 90}, {"1.3.0", 10}}, Sticky: "requester"}), ""},
-		{"negative weight", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 110}, {"1.3.0", -10}}}), "routes[0].split[1].weight"},
-		{"all-zero weights", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 0}, {"1.3.0", 0}}}), "routes[0].split"},
-		{"split twice the same", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 1}, {"1.2.9", 1}}}), "routes[0].split[1].revision"},
-		{"split unknown revision", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 1}, {"3.0.0", 1}}}), "routes[0].split[1].revision"},
+		{"split", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 90}, {Revision: "1.3.0", Weight: 10}}, Sticky: "requester"}), ""},
+		{"negative weight", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 110}, {Revision: "1.3.0", Weight: -10}}}), "routes[0].split[1].weight"},
+		{"all-zero weights", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 0}, {Revision: "1.3.0", Weight: 0}}}), "routes[0].split"},
+		{"split twice the same", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 1}, {Revision: "1.2.9", Weight: 1}}}), "routes[0].split[1].revision"},
+		{"split unknown revision", route(api.PolicyRoute{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 1}, {Revision: "3.0.0", Weight: 1}}}), "routes[0].split[1].revision"},
 		{"two ways", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Constraint: "^1"}), "routes[0]"},
 		{"no way", route(api.PolicyRoute{Name: "x"}), "routes[0]"},
 		{"bad name", route(api.PolicyRoute{Name: "", Revision: "1.2.9"}), "routes[0].name"},
 		{"sticky without split", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Sticky: "requester"}), "routes[0].sticky"},
-		{"unknown sticky", route(api.PolicyRoute{Name: "x", Split: []api.SplitEntry{{"1.2.9", 1}}, Sticky: "ip"}), "routes[0].sticky"},
+		{"unknown sticky", route(api.PolicyRoute{Name: "x", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 1}}, Sticky: "ip"}), "routes[0].sticky"},
 		{"bad header name", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Match: &api.PolicyMatch{Headers: map[string]string{"X Channel": "b"}}}), "routes[0].match.headers"},
 		{"bad label key", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Match: &api.PolicyMatch{Labels: map[string]string{"": "b"}}}), "routes[0].match.labels"},
 		{"empty requester glob", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Match: &api.PolicyMatch{Requesters: []string{""}}}), "routes[0].match.requesters[0]"},
@@ -166,7 +166,7 @@ func TestGlob(t *testing.T) {
 // A 90/10 sticky split over 10,000 requesters lands within ±2 points of its
 // weights, and no requester moves while the weights stay the same.
 func TestStickySplitShares(t *testing.T) {
-	p := &api.Policy{Routes: []api.PolicyRoute{{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 90}, {"1.3.0", 10}}, Sticky: api.StickyRequester}}}
+	p := &api.Policy{Routes: []api.PolicyRoute{{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 90}, {Revision: "1.3.0", Weight: 10}}, Sticky: api.StickyRequester}}}
 	noRandom := func(uint64) uint64 { t.Fatal("sticky split must not draw at random"); return 0 }
 	first := make(map[string]string, 10000)
 	counts := map[string]int{}
@@ -211,7 +211,7 @@ func TestStickyBucketIsPinned(t *testing.T) {
 }
 
 func TestUnstickySplitUsesTheDraw(t *testing.T) {
-	p := &api.Policy{Routes: []api.PolicyRoute{{Name: "ab", Split: []api.SplitEntry{{"1.2.9", 90}, {"1.3.0", 10}}}}}
+	p := &api.Policy{Routes: []api.PolicyRoute{{Name: "ab", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 90}, {Revision: "1.3.0", Weight: 10}}}}}
 	for draw, want := range map[uint64]string{0: "1.2.9", 89: "1.2.9", 90: "1.3.0", 99: "1.3.0"} {
 		got := Select(p, policyTags, "1.2.9", Request{Requester: "alice"}, func(n uint64) uint64 {
 			if n != 100 {

@@ -80,9 +80,11 @@ type Server struct {
 
 // New opens the data directory, starts Raft and binds the HTTP address. It
 // does not serve yet: call Run.
-func New(cfg Config) (s *Server, err error) {
+func New(cfg Config) (_ *Server, err error) {
 	cfg.defaults()
-	s = &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
+	// s is not the named result: "return nil, err" must not nil it before
+	// the deferred cleanup runs.
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), ready: make(chan struct{}), stop: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.closeAll()

@@ -295,3 +295,42 @@ func TestTokensSurviveARestart(t *testing.T) {
 		}
 	})
 }
+
+// Tokens read from the journal only serve the replay of the log: after the
+// first promotion, a restore (as a follower would install) re-adds
+// registrations with the tokens in the snapshot, never with journal tokens
+// that may have been spent since.
+func TestJournalTokensAreDroppedAtPromotion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.journal")
+	synctest.Test(t, func(t *testing.T) {
+		a := instance("web-a", 3, 10)
+		j1, err := lease.OpenFileJournal(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb1 := newTable(t, lease.Options{Journal: j1})
+		tb1.SetLeader(true)
+		tb1.InstanceAdded(a)
+		journaled, _ := heartbeat(t, tb1, a.Key(), a.Token)
+		tb1.SetLeader(false)
+		closeJournal(t, j1)
+
+		j2, err := lease.OpenFileJournal(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeJournal(t, j2)
+		tb2 := newTable(t, lease.Options{Journal: j2})
+		defer tb2.SetLeader(false)
+		tb2.InstanceAdded(a)
+		tb2.SetLeader(true)
+		if got := tb2.Tokens()[a.RegIndex]; got != journaled {
+			t.Fatalf("replayed registration holds %q, want the journal's %q", got, journaled)
+		}
+		tb2.Reset()
+		tb2.InstanceAdded(a)
+		if got := tb2.Tokens()[a.RegIndex]; got != a.Token {
+			t.Fatalf("after promotion, a restored registration holds %q, want its own first token %q", got, a.Token)
+		}
+	})
+}

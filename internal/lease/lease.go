@@ -42,8 +42,10 @@ type Table struct {
 	shards  [shardCount]shard
 	journal Journal
 	// restored holds the newest token per registration read from the journal
-	// at start; a registration replayed from the log takes it over.
-	restored map[uint64]string
+	// at start; a registration replayed from the log takes it over. It is
+	// dropped at the first promotion, once the log has been replayed: kept
+	// longer, a later restore would bring back tokens spent since.
+	restored atomic.Pointer[map[uint64]string]
 	log      *slog.Logger
 	now      func() time.Time
 	batch    int
@@ -118,7 +120,7 @@ func New(opts Options) (*Table, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.restored = restored
+		t.restored.Store(&restored)
 	}
 	return t, nil
 }
@@ -165,8 +167,10 @@ func (t *Table) InstanceAdded(inst *state.Instance) {
 		return
 	}
 	tok := inst.Token
-	if r, ok := t.restored[inst.RegIndex]; ok {
-		tok = r
+	if restored := t.restored.Load(); restored != nil {
+		if r, ok := (*restored)[inst.RegIndex]; ok {
+			tok = r
+		}
 	}
 	e := &entry{regIndex: inst.RegIndex, token: tok, timeout: timeout, lastBeat: now, deadline: now.Add(timeout)}
 	s.entries[k] = e

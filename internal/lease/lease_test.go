@@ -583,3 +583,34 @@ func TestDemotionDropsUntakenBatches(t *testing.T) {
 		}
 	})
 }
+
+// An expiry that could not be committed is handed back with Retry and comes
+// out again on the reaper's next tick, still stamped with its deadline; a
+// heartbeat cannot revive it meanwhile.
+func TestRetryRearmsAFailedExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{})
+		defer tb.SetLeader(false)
+		tb.SetLeader(true)
+		a := instance("web-a", 7, 3)
+		tb.InstanceAdded(a)
+		first := nextBatch(t, tb, 4*time.Second)
+		if len(first) != 1 || first[0].Key != a.Key() {
+			t.Fatalf("first batch %+v", first)
+		}
+		refused(t, tb, a.Key(), a.Token, registry.ErrNotFound)
+
+		tb.Retry(first)
+		again := nextBatch(t, tb, 2*tick)
+		if len(again) != 1 || again[0] != first[0] {
+			t.Fatalf("retried batch %+v, want %+v", again, first)
+		}
+		noExpiry(t, tb)
+
+		// A registration replaced meanwhile is not re-armed.
+		tb.InstanceAdded(instance("web-a", 8, 3))
+		tb.Retry(again)
+		time.Sleep(2 * tick)
+		noExpiry(t, tb)
+	})
+}

@@ -41,6 +41,7 @@ func (t *Table) SetLeader(leader bool) {
 		}
 		return
 	}
+	t.restored.Store(nil)
 	t.resetDeadlines()
 	t.cancel = make(chan struct{})
 	t.reaped = make(chan struct{})
@@ -127,4 +128,20 @@ func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
 		s.mu.Unlock()
 	}
 	return due
+}
+
+// Retry re-arms registrations whose expiry could not be committed, so the
+// reaper sends them again on its next tick. Registrations that were renewed,
+// replaced or removed meanwhile are left alone.
+func (t *Table) Retry(items []state.Expiry) {
+	next := tickOf(t.now()) + 1
+	for _, it := range items {
+		s := t.shardFor(it.Key)
+		s.mu.Lock()
+		if e := s.entries[it.Key]; e != nil && e.regIndex == it.RegIndex && e.expiring {
+			e.expiring = false
+			s.wheel[next] = append(s.wheel[next], wheelRef{key: it.Key, regIndex: e.regIndex})
+		}
+		s.mu.Unlock()
+	}
 }

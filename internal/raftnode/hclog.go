@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -36,11 +37,34 @@ func toSlog(level hclog.Level) slog.Level {
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	l := toSlog(level)
+	// Every start of a cluster that has had no leader yet begins with this
+	// warning: for a single node it is the normal path, not a problem.
+	if msg == "heartbeat timeout reached, starting election" && lastLeaderUnknown(args) {
+		l = slog.LevelDebug
+	}
 	if !a.log.Enabled(context.Background(), l) {
 		return
 	}
 	all := append([]any{"component", a.name}, a.args...)
-	a.log.Log(context.Background(), l, msg, append(all, args...)...)
+	for _, v := range args {
+		// hclog.Fmt values are a format and its arguments: format them.
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				v = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		all = append(all, v)
+	}
+	a.log.Log(context.Background(), l, msg, all...)
+}
+
+func lastLeaderUnknown(args []any) bool {
+	for i := 0; i+1 < len(args); i += 2 {
+		if args[i] == "last-leader-id" {
+			return fmt.Sprint(args[i+1]) == ""
+		}
+	}
+	return false
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/muster-registry/muster/api"
@@ -66,6 +67,7 @@ type Server struct {
 	store   *state.Store
 	leases  *lease.Table
 	journal *lease.FileJournal
+	lock    *os.File
 	node    *raftnode.Node
 	api     *httpapi.Handler
 	metrics *httpapi.Metrics
@@ -94,6 +96,10 @@ func New(cfg Config) (_ *Server, err error) {
 	if !cfg.Dev {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("server: creating data directory: %w", err)
+		}
+		// Lock first: a second process must not touch the journal or the log.
+		if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
 		}
 		if s.cfg.NodeID, err = nodeID(cfg.DataDir, cfg.NodeID); err != nil {
 			return nil, err
@@ -211,14 +217,14 @@ func (s *Server) Run(ctx context.Context) error {
 
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.ln) }()
-	where := s.cfg.DataDir
+	where, raftAddr := s.cfg.DataDir, s.cfg.RaftAddr
 	if s.cfg.Dev {
-		where = "memory (--dev: nothing is kept)"
+		where, raftAddr = "memory (--dev: nothing is kept)", "in-memory"
 	} else if abs, err := filepath.Abs(where); err == nil {
 		where = abs
 	}
 	close(s.ready)
-	s.log.Info("muster ready", "http", "http://"+s.Addr(), "raft", s.cfg.RaftAddr, "data", where, "node", s.cfg.NodeID, "events", s.store.Index())
+	s.log.Info("muster ready", "http", "http://"+s.Addr(), "raft", raftAddr, "data", where, "node", s.cfg.NodeID, "events", s.store.Index())
 
 	var err error
 	select {
@@ -264,6 +270,26 @@ func (s *Server) closeAll() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+	}
+}
+
+// lockDataDir takes an exclusive lock on dataDir/LOCK for the life of the
+// process, so two servers never share a data directory.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("server: opening lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is in use by another muster process", raftnode.ErrDataDir, dir)
+		}
+		return nil, fmt.Errorf("server: locking %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // followLeadership turns the lease table on when this node leads and off
@@ -290,9 +316,12 @@ func (s *Server) followLeadership() {
 }
 
 // proposeExpiries commits the lease table's expiry batches one at a time, so
-// an expiry storm becomes a paced series of commands rather than a flood.
+// an expiry storm becomes a paced series of commands rather than a flood. A
+// batch that fails to commit is handed back to the table and sent again,
+// after a pause that grows while failures repeat.
 func (s *Server) proposeExpiries() {
 	defer s.wg.Done()
+	pause := 100 * time.Millisecond
 	for {
 		select {
 		case <-s.stop:
@@ -300,9 +329,17 @@ func (s *Server) proposeExpiries() {
 		case batch := <-s.leases.Expired():
 			res, err := proposer{s}.Propose(&fsm.ExpireInstances{Time: time.Now().UTC().Truncate(time.Millisecond), Items: batch})
 			if err != nil {
-				s.log.Warn("committing expiries failed; they are retried when this node next leads", "instances", len(batch), "err", err)
+				s.log.Warn("committing expiries failed; retrying", "instances", len(batch), "retry_in", pause, "err", err)
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(pause):
+				}
+				pause = min(2*pause, 5*time.Second)
+				s.leases.Retry(batch)
 				continue
 			}
+			pause = 100 * time.Millisecond
 			n, _ := res.Value.(int)
 			s.metrics.Expired.Add(float64(n))
 			s.log.Debug("expired instances", "count", n)

@@ -36,17 +36,15 @@ func jitter(d time.Duration, frac float64) time.Duration {
 	return time.Duration(float64(d) * (1 - frac + 2*frac*rand.Float64()))
 }
 
-// sleep waits for d or until ctx or stop is done, and reports whether the
-// full wait ended normally.
-func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+// sleep waits for d, or until ctx is done, and reports whether the full wait
+// ended normally.
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
 	case <-ctx.Done():
-		return false
-	case <-stop:
 		return false
 	}
 }

@@ -201,7 +201,9 @@ func (c *Client) send(ctx context.Context, r request, accept string) (*http.Resp
 		return nil, fmt.Errorf("client: %s %s: %w", r.method, r.path, err)
 	}
 	for k, vs := range r.header {
-		req.Header[k] = vs
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	req.Header.Set("Accept", accept)
 	if body != nil {
@@ -241,21 +243,22 @@ func parseIndex(h http.Header) (Index, error) {
 	return Index(n), nil
 }
 
-// escapePath joins path segments, each escaped with url.PathEscape. Empty,
-// "." and ".." segments are refused: the server would either not route them
-// or clean them into another path.
-func escapePath(segments ...string) (string, error) {
+// escapePath fills each {} of route with the next segment, escaped with
+// url.PathEscape. Empty, "." and ".." segments are refused: the server would
+// either not route them or clean them into another path.
+func escapePath(route string, segments ...string) (string, error) {
+	parts := strings.Split(route, "{}")
+	if len(parts) != len(segments)+1 {
+		return "", fmt.Errorf("%w: route %s takes %d segments, not %d", ErrInvalidArgument, route, len(parts)-1, len(segments))
+	}
 	var b strings.Builder
-	for _, s := range segments {
-		if strings.HasPrefix(s, "/") {
-			b.WriteString(s) // a literal part of the route
-			continue
-		}
+	b.WriteString(parts[0])
+	for i, s := range segments {
 		if s == "" || s == "." || s == ".." {
 			return "", fmt.Errorf("%w: path segment %q", ErrInvalidArgument, s)
 		}
-		b.WriteByte('/')
 		b.WriteString(url.PathEscape(s))
+		b.WriteString(parts[i+1])
 	}
 	return b.String(), nil
 }

@@ -136,6 +136,36 @@ func typeOfStatus(code int) string {
 	return ""
 }
 
+// statusOfType is the status code that answers carry with this error type
+// (DESIGN.md §2); 0 for a type it does not know.
+func statusOfType(t string) int {
+	switch t {
+	case api.ErrBadRequest, api.ErrInvalidJSON, api.ErrValidationFailed:
+		return http.StatusBadRequest
+	case api.ErrUnauthorized:
+		return http.StatusUnauthorized
+	case api.ErrForbidden:
+		return http.StatusForbidden
+	case api.ErrNotFound:
+		return http.StatusNotFound
+	case api.ErrMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case api.ErrConflict, api.ErrInstanceExists, api.ErrTokenMismatch:
+		return http.StatusConflict
+	case api.ErrEventsCompacted:
+		return http.StatusGone
+	case api.ErrRequestTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case api.ErrRateLimited:
+		return http.StatusTooManyRequests
+	case api.ErrUnavailable:
+		return http.StatusServiceUnavailable
+	case api.ErrInternal:
+		return http.StatusInternalServerError
+	}
+	return 0
+}
+
 // readAPIError turns a non-2xx answer into an *APIError. It reads at most
 // maxErrorBody bytes.
 func readAPIError(resp *http.Response) *APIError {

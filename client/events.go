@@ -18,8 +18,8 @@ import (
 	"github.com/muster-registry/muster/api"
 )
 
-// ErrStreamClosed is returned, wrapped, by StreamEvents when the server ends
-// the stream. Resume with After set to the id of the last event seen.
+// ErrStreamClosed is returned by StreamEvents when the server ends the
+// stream. Resume with After set to the id of the last event seen.
 var ErrStreamClosed = errors.New("client: event stream closed by the server")
 
 // maxSSELine bounds one line of an event stream; an event is one JSON line
@@ -57,9 +57,14 @@ func (q EventQuery) values(withWait bool) url.Values {
 	}
 	setInt(v, "limit", q.Limit)
 	if withWait && q.Wait > 0 {
-		v.Set("wait", strconv.FormatInt(int64((q.Wait+time.Second-1)/time.Second), 10))
+		v.Set("wait", strconv.FormatInt(int64(q.waitRounded()/time.Second), 10))
 	}
 	return v
+}
+
+// waitRounded is Wait rounded up to whole seconds, as sent.
+func (q EventQuery) waitRounded() time.Duration {
+	return (q.Wait + time.Second - 1) / time.Second * time.Second
 }
 
 // Events answers the events after q.After (GET /v1/events). With q.Wait set
@@ -71,7 +76,7 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (api.EventList, error
 	var out api.EventList
 	_, err := c.do(ctx, request{
 		method: http.MethodGet, path: "/events", query: q.values(true), out: &out,
-		extra: q.Wait,
+		extra: max(q.waitRounded(), 0),
 	})
 	return out, err
 }
@@ -82,9 +87,9 @@ func (c *Client) Events(ctx context.Context, q EventQuery) (api.EventList, error
 // Last-Event-ID) and ignores q.Wait.
 //
 // It returns when ctx is done (ctx.Err()), when fn returns an error (that
-// error), when the server refuses the request (an *APIError, such as
-// ErrEventsCompacted), on a transport error, or when the server closes the
-// stream (ErrStreamClosed). It does not reconnect: to resume, call it again
+// error), when the server refuses the request or ends the stream with an
+// "error" event (an *APIError, such as ErrEventsCompacted), on a transport
+// error, or when the server closes the stream (ErrStreamClosed). It does not reconnect: to resume, call it again
 // with After set to the id of the last event fn saw. The stream is bounded by
 // ctx only, not by the client's timeout.
 func (c *Client) StreamEvents(ctx context.Context, q EventQuery, fn func(api.Event) error) error {
@@ -104,6 +109,9 @@ func (c *Client) StreamEvents(ctx context.Context, q EventQuery, fn func(api.Eve
 		return fmt.Errorf("client: event stream: server answered %q, not text/event-stream", resp.Header.Get("Content-Type"))
 	}
 	err = readSSE(resp.Body, func(m sseMessage) error {
+		if m.event == "error" {
+			return streamError(m.data)
+		}
 		var ev api.Event
 		if err := json.Unmarshal(m.data, &ev); err != nil {
 			return fmt.Errorf("client: event stream: decoding event %q: %w", m.id, err)
@@ -120,6 +128,20 @@ func (c *Client) StreamEvents(ctx context.Context, q EventQuery, fn func(api.Eve
 		return ctx.Err()
 	}
 	return err
+}
+
+// streamError is the *APIError of an "error" event, which the server sends
+// in the error shape when it ends a stream that has already answered 200.
+// StatusCode is the status the same error gets as an answer.
+func streamError(data []byte) error {
+	var body api.Error
+	if err := json.Unmarshal(data, &body); err != nil {
+		return fmt.Errorf("client: event stream: decoding error event: %w", err)
+	}
+	return &APIError{
+		StatusCode: statusOfType(body.Type), Type: body.Type, Message: body.Error,
+		Details: body.Details, RequestID: body.RequestID,
+	}
 }
 
 // sseMessage is one dispatched Server-Sent Event.
@@ -163,9 +185,8 @@ func readSSE(r io.Reader, fn func(sseMessage) error) error {
 			data.Reset()
 			continue
 		}
-		if line[0] == ':' {
-			continue
-		}
+		// A comment (": ping") has the empty field name, unknown like
+		// any other: ignored below.
 		field, value, _ := strings.Cut(string(line), ":")
 		value = strings.TrimPrefix(value, " ")
 		switch field {

@@ -24,6 +24,9 @@ import (
 // inside a synctest bubble "durable", so fake time can advance past it.
 type handlerTransport struct {
 	h http.Handler
+	// refuse, when set and non-nil for a request, fails it before the
+	// handler runs, as a refused connection does.
+	refuse func(*http.Request) error
 	// lose, when set and true for a request, drops the answer after the
 	// handler ran: the request took effect but the caller sees a transport
 	// error, as when a connection breaks mid-answer.
@@ -42,6 +45,11 @@ func (t *handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 		_ = req.Body.Close()
 		sreq.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	if t.refuse != nil {
+		if err := t.refuse(sreq); err != nil {
+			return nil, err
+		}
 	}
 	rec := httptest.NewRecorder()
 	t.h.ServeHTTP(rec, sreq)
@@ -66,6 +74,9 @@ func newMemClient(t *testing.T, h http.Handler, opts ...Option) (*Client, *handl
 	}
 	return c, tr
 }
+
+// maxFakeRequests is more requests than any test makes.
+const maxFakeRequests = 20000
 
 // fakeRequest is one request that the fake server saw.
 type fakeRequest struct {
@@ -120,6 +131,11 @@ func newFakeMuster(t *testing.T) *fakeMuster {
 func (f *fakeMuster) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, fakeRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, At: time.Now()})
+	if len(f.requests) > maxFakeRequests {
+		// A client in a hot loop never lets fake time advance, so the
+		// test would otherwise hang until the test binary's timeout.
+		panic(fmt.Sprintf("fake: more than %d requests: a hot loop (last %v)", maxFakeRequests, f.requests[len(f.requests)-1]))
+	}
 	down, intercept := f.down, f.intercept
 	f.mu.Unlock()
 	if intercept != nil && intercept(w, r) {
@@ -391,4 +407,11 @@ func (f *fakeMuster) eventsHandler(w http.ResponseWriter, r *http.Request) {
 // String describes the request, for failure messages.
 func (r fakeRequest) String() string {
 	return fmt.Sprintf("%s %s?%s @%s", r.Method, r.Path, r.Query, r.At.Format("15:04:05.000"))
+}
+
+// last answers the id of the newest event.
+func (f *fakeMuster) last() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastEvent
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/muster-registry/muster/api"
 )
 
-// Heartbeater defaults; HeartbeaterOptions can change them.
+// Defaults of HeartbeaterOptions (and, for the backoff, of WatcherOptions).
 const (
 	DefaultDeregisterTimeout = 5 * time.Second
 	DefaultMinBackoff        = 500 * time.Millisecond
@@ -120,12 +120,13 @@ type HeartbeaterOptions struct {
 
 // Heartbeater registers an instance and keeps it alive.
 //
-// It heartbeats every third of the instance's heartbeat timeout, ±10%. A
-// heartbeat that fails without an answer, or with 429 or 5xx, is retried
-// after a capped exponential backoff with jitter, and never later than half
-// the time left before the deadline, so an outage shorter than the timeout
-// (such as a server restart, which keeps tokens valid and pushes deadlines)
-// costs nothing. An instance that is gone (404: it expired) is registered
+// It heartbeats every third of the instance's heartbeat timeout, ±10%, and
+// gives up on an attempt that has no answer after that third. A heartbeat
+// that fails without an answer, or with 429 or 5xx, is retried after a
+// capped exponential backoff with jitter, and never later than half the time
+// left before the deadline, so an outage shorter than the timeout (such as a
+// server restart, which keeps tokens valid and pushes deadlines) costs
+// nothing. An instance that is gone (404: it expired) is registered
 // again with PUT under the same id. A token_mismatch means another process
 // holds the id: the heartbeater stops with that error and does not
 // deregister. The one exception is a token_mismatch right after a heartbeat
@@ -133,9 +134,10 @@ type HeartbeaterOptions struct {
 // taken as "instance lost" and re-registered, not as a conflict.
 //
 // Lifecycle: call Start or Run once. Stop, or cancelling the context given
-// to Start or Run, ends the heartbeats and deregisters the instance (DELETE)
-// within DeregisterTimeout, on a context of its own, so a cancelled parent
-// still deregisters. Stop, Instance, Done and Err may be called from any
+// to Start or Run, ends the heartbeats at once (a request in flight is
+// cancelled) and deregisters the instance (DELETE) within
+// DeregisterTimeout, on a context of its own, so a cancelled parent still
+// deregisters. Stop, Instance, Done and Err may be called from any
 // goroutine, at any time, any number of times. OnEvent runs on the
 // heartbeater's goroutine.
 type Heartbeater struct {
@@ -260,8 +262,8 @@ func (h *Heartbeater) Instance() api.Instance {
 // Done is closed when the heartbeater has ended, for good.
 func (h *Heartbeater) Done() <-chan struct{} { return h.done }
 
-// Err answers the final error after Done is closed (what Run returns), and
-// nil before.
+// Err answers the final error, what Run returns: nil while the heartbeater
+// runs, final once Done is closed.
 func (h *Heartbeater) Err() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -283,10 +285,22 @@ func (h *Heartbeater) begin() error {
 	return nil
 }
 
-// errStopping ends the inner loops when Stop was called or ctx is done.
+// errStopping ends the inner loops when the run context is done (by Stop,
+// or by the caller).
 var errStopping = errors.New("client: heartbeater stopping")
 
-func (h *Heartbeater) loop(ctx context.Context) {
+func (h *Heartbeater) loop(parent context.Context) {
+	// Stop cancels the run context, cutting a request in flight short: a
+	// hung server must not delay the deregistration.
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-h.stop:
+			cancel(ErrStopped)
+		case <-ctx.Done():
+		}
+	}()
 	err := h.run(ctx)
 	h.mu.Lock()
 	h.err = err
@@ -305,18 +319,15 @@ func (h *Heartbeater) run(ctx context.Context) error {
 		var err error
 		reg, sent, err = h.register(ctx, h.req)
 		if errors.Is(err, errStopping) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return ErrStopped
+			return context.Cause(ctx) // ErrStopped, or the parent's error
 		}
 		if err != nil {
 			return err
 		}
 	}
 	h.setInstance(reg.Instance)
-	close(h.registered)
 	h.emit(HeartbeatEvent{Kind: HeartbeatRegistered, ExpiresAt: reg.ExpiresAt})
+	close(h.registered) // after the event: Start returns after OnEvent saw it
 
 	err := h.heartbeat(ctx, reg, sent)
 	if errors.Is(err, ErrTokenMismatch) {
@@ -350,14 +361,14 @@ func (h *Heartbeater) heartbeat(ctx context.Context, reg api.Registration, sent 
 	// server may have spent the token without us learning the next one.
 	uncertain := false
 	for {
-		if !sleep(ctx, h.stop, wait) {
+		if !sleep(ctx, wait) {
 			return errStopping
 		}
 		start := time.Now()
 		actx, cancel := context.WithTimeout(ctx, interval)
 		resp, err := h.c.Heartbeat(actx, h.ns, h.service, reg.ID, token)
 		cancel()
-		if h.stopping(ctx) {
+		if ctx.Err() != nil {
 			return errStopping
 		}
 		switch {
@@ -416,7 +427,7 @@ func (h *Heartbeater) register(ctx context.Context, req api.RegisterInstanceRequ
 			// Even when stopping: the caller then deregisters what exists.
 			return reg, start, nil
 		}
-		if h.stopping(ctx) {
+		if ctx.Err() != nil {
 			return reg, start, errStopping
 		}
 		if !isTransient(err) {
@@ -426,7 +437,7 @@ func (h *Heartbeater) register(ctx context.Context, req api.RegisterInstanceRequ
 		}
 		wait := bo.next()
 		h.emit(HeartbeatEvent{Kind: HeartbeatRegisterFailed, Err: err, Retry: wait})
-		if !sleep(ctx, h.stop, wait) {
+		if !sleep(ctx, wait) {
 			return reg, start, errStopping
 		}
 	}
@@ -453,16 +464,6 @@ func (h *Heartbeater) deregister(ctx context.Context) error {
 		return fmt.Errorf("client: heartbeater: deregistering %s: %w", id, err)
 	}
 	return nil
-}
-
-// stopping reports whether Stop was called or ctx is done.
-func (h *Heartbeater) stopping(ctx context.Context) bool {
-	select {
-	case <-h.stop:
-		return true
-	default:
-		return ctx.Err() != nil
-	}
 }
 
 // timeoutOf is the heartbeat timeout the server holds inst to.

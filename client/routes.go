@@ -29,8 +29,10 @@ type GetRevisionOptions struct {
 	// RevisionTag asks for that revision; empty asks for the default one
 	// (or the one the service's selection policy picks for Requester).
 	RevisionTag string
-	// Requester names the caller for the selection policy. It is sent both
-	// as ?requester= and as the X-Muster-Requester header.
+	// Requester names the caller for the selection policy. It is sent as
+	// the X-Muster-Requester header (api.HeaderRequester), not as a query
+	// parameter: the server refuses query parameters it does not know, and
+	// one without selection policies ignores the header.
 	Requester string
 }
 
@@ -63,7 +65,7 @@ type ServiceListOptions struct {
 // and applies req.IsDefault if set.
 func (c *Client) RegisterRevision(ctx context.Context, ns, name string, req api.RegisterRevisionRequest) (api.Revision, error) {
 	var out api.Revision
-	p, err := escapePath("/services", ns, name)
+	p, err := escapePath("/services/{}/{}", ns, name)
 	if err != nil {
 		return out, err
 	}
@@ -76,13 +78,12 @@ func (c *Client) RegisterRevision(ctx context.Context, ns, name string, req api.
 // opts.RevisionTag (GET /v1/services/{ns}/{name}).
 func (c *Client) GetRevision(ctx context.Context, ns, name string, opts GetRevisionOptions) (api.Revision, Index, error) {
 	var out api.Revision
-	p, err := escapePath("/services", ns, name)
+	p, err := escapePath("/services/{}/{}", ns, name)
 	if err != nil {
 		return out, 0, err
 	}
 	q := url.Values{}
 	setString(q, "revision_tag", opts.RevisionTag)
-	setString(q, "requester", opts.Requester)
 	r := request{method: http.MethodGet, path: p, query: q, out: &out}
 	if opts.Requester != "" {
 		r.header = http.Header{api.HeaderRequester: {opts.Requester}}
@@ -95,7 +96,7 @@ func (c *Client) GetRevision(ctx context.Context, ns, name string, opts GetRevis
 // (GET /v1/services/{ns}/{name}/revisions).
 func (c *Client) ListRevisions(ctx context.Context, ns, name string, opts ListOptions) (api.List[api.Revision], Index, error) {
 	var out api.List[api.Revision]
-	p, err := escapePath("/services", ns, name, "/revisions")
+	p, err := escapePath("/services/{}/{}/revisions", ns, name)
 	if err != nil {
 		return out, 0, err
 	}
@@ -107,7 +108,7 @@ func (c *Client) ListRevisions(ctx context.Context, ns, name string, opts ListOp
 // /v1/services/{ns}/{name}/revisions/{tag}). A deleted default is replaced by
 // the policy's choice.
 func (c *Client) DeleteRevision(ctx context.Context, ns, name, tag string) error {
-	p, err := escapePath("/services", ns, name, "/revisions", tag)
+	p, err := escapePath("/services/{}/{}/revisions/{}", ns, name, tag)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,7 @@ func (c *Client) DeleteRevision(ctx context.Context, ns, name, tag string) error
 // heartbeat token.
 func (c *Client) RegisterInstance(ctx context.Context, ns, name string, req api.RegisterInstanceRequest) (api.Registration, error) {
 	var out api.Registration
-	p, err := escapePath("/services", ns, name, "/instances")
+	p, err := escapePath("/services/{}/{}/instances", ns, name)
 	if err != nil {
 		return out, err
 	}
@@ -135,7 +136,7 @@ func (c *Client) RegisterInstance(ctx context.Context, ns, name string, req api.
 // stops working.
 func (c *Client) PutInstance(ctx context.Context, ns, name, id string, req api.RegisterInstanceRequest) (api.Registration, error) {
 	var out api.Registration
-	p, err := escapePath("/services", ns, name, "/instances", id)
+	p, err := escapePath("/services/{}/{}/instances/{}", ns, name, id)
 	if err != nil {
 		return out, err
 	}
@@ -147,7 +148,7 @@ func (c *Client) PutInstance(ctx context.Context, ns, name, id string, req api.R
 // /v1/services/{ns}/{name}/instances/{id}).
 func (c *Client) PatchInstance(ctx context.Context, ns, name, id string, req api.PatchInstanceRequest) (api.Instance, error) {
 	var out api.Instance
-	p, err := escapePath("/services", ns, name, "/instances", id)
+	p, err := escapePath("/services/{}/{}/instances/{}", ns, name, id)
 	if err != nil {
 		return out, err
 	}
@@ -158,7 +159,7 @@ func (c *Client) PatchInstance(ctx context.Context, ns, name, id string, req api
 // DeregisterInstance removes the instance gracefully (DELETE
 // /v1/services/{ns}/{name}/instances/{id}).
 func (c *Client) DeregisterInstance(ctx context.Context, ns, name, id string) error {
-	p, err := escapePath("/services", ns, name, "/instances", id)
+	p, err := escapePath("/services/{}/{}/instances/{}", ns, name, id)
 	if err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func (c *Client) DeregisterInstance(ctx context.Context, ns, name, id string) er
 // or expired gets ErrNotFound. [Heartbeater] does this on a schedule.
 func (c *Client) Heartbeat(ctx context.Context, ns, name, id, token string) (api.HeartbeatResponse, error) {
 	var out api.HeartbeatResponse
-	p, err := escapePath("/services", ns, name, "/instances", id, "/heartbeat")
+	p, err := escapePath("/services/{}/{}/instances/{}/heartbeat", ns, name, id)
 	if err != nil {
 		return out, err
 	}
@@ -184,7 +185,7 @@ func (c *Client) Heartbeat(ctx context.Context, ns, name, id, token string) (api
 // /v1/services/{ns}/{name}/instances/{id}).
 func (c *Client) GetInstance(ctx context.Context, ns, name, id string) (api.Instance, Index, error) {
 	var out api.Instance
-	p, err := escapePath("/services", ns, name, "/instances", id)
+	p, err := escapePath("/services/{}/{}/instances/{}", ns, name, id)
 	if err != nil {
 		return out, 0, err
 	}
@@ -196,7 +197,7 @@ func (c *Client) GetInstance(ctx context.Context, ns, name, id string) (api.Inst
 // /v1/services/{ns}/{name}/instances).
 func (c *Client) ListInstances(ctx context.Context, ns, name string, opts InstanceListOptions) (api.List[api.Instance], Index, error) {
 	var out api.List[api.Instance]
-	p, err := escapePath("/services", ns, name, "/instances")
+	p, err := escapePath("/services/{}/{}/instances", ns, name)
 	if err != nil {
 		return out, 0, err
 	}
@@ -227,7 +228,7 @@ func (c *Client) ListServices(ctx context.Context, opts ServiceListOptions) (api
 // its passing instances, and the conflicts it resolved (GET /v1/url-map/{ns}).
 func (c *Client) URLMap(ctx context.Context, ns string) (api.URLMap, error) {
 	var out api.URLMap
-	p, err := escapePath("/url-map", ns)
+	p, err := escapePath("/url-map/{}", ns)
 	if err != nil {
 		return out, err
 	}

@@ -59,8 +59,9 @@ type WatchSnapshot struct {
 // the cache (or take it out when it is no longer passing), instance.remove
 // and instance.timeout take it out. After a transport or server error it
 // waits a capped exponential backoff and resumes from the last event it
-// applied, so it misses nothing and applies nothing twice; when the events it
-// needs were compacted away (410) it lists again. Long polls were chosen over
+// applied, so it misses nothing; when the events it needs were compacted
+// away (410) it lists again. A service that does not exist yet (the list
+// answers 404) is watched as one without instances. Long polls were chosen over
 // Server-Sent Events because each poll is an ordinary request: a proxy that
 // buffers or cuts streams cannot stall it, and resuming is the same code as
 // polling.
@@ -171,7 +172,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			// Relist at once; but a feed that stays compacted right after a
 			// list (an index the server cannot follow) must not loop hot.
 			if compacted {
-				sleep(ctx, nil, bo.next())
+				sleep(ctx, bo.next())
 			}
 			compacted = true
 		case err != nil:
@@ -191,7 +192,7 @@ func (w *Watcher) fail(ctx context.Context, err error, bo *backoff) {
 		return
 	}
 	w.report(err)
-	sleep(ctx, nil, bo.next())
+	sleep(ctx, bo.next())
 }
 
 func (w *Watcher) report(err error) {

@@ -22,6 +22,8 @@ const (
 	TypePatchInstance      Type = 4
 	TypeDeregisterInstance Type = 5
 	TypeExpireInstances    Type = 6
+	TypeSetPolicy          Type = 7
+	TypeDeletePolicy       Type = 8
 )
 
 // Command is a state change, stamped by the leader with the time it happened.
@@ -31,12 +33,13 @@ type Command interface {
 
 // RegisterRevision stores a revision (POST /v1/services/{ns}/{name}).
 type RegisterRevision struct {
-	Time      time.Time         `json:"time"`
-	Namespace string            `json:"namespace"`
-	Name      string            `json:"name"`
-	Tag       string            `json:"tag"`
-	IsDefault *bool             `json:"is_default,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	Tag       string    `json:"tag"`
+	IsDefault *bool     `json:"is_default,omitempty"`
+	// Metadata is null when the request gave none, {} when it gave an empty map.
+	Metadata map[string]string `json:"metadata"`
 }
 
 // DeleteRevision removes a revision.
@@ -56,11 +59,30 @@ type RegisterInstance struct {
 	Instance state.Instance `json:"instance"`
 }
 
-// PatchInstance changes fields of a live registration.
+// PatchInstance changes fields of a live registration. LastBeat and
+// Deadline are the lease as the leader knew it, for the event's payload (a
+// patch does not renew the lease).
 type PatchInstance struct {
-	Time  time.Time                `json:"time"`
-	Key   state.InstanceKey        `json:"key"`
-	Patch api.PatchInstanceRequest `json:"patch"`
+	Time     time.Time                `json:"time"`
+	Key      state.InstanceKey        `json:"key"`
+	Patch    api.PatchInstanceRequest `json:"patch"`
+	LastBeat time.Time                `json:"last_beat,omitzero"`
+	Deadline time.Time                `json:"deadline,omitzero"`
+}
+
+// SetPolicy stores a service's revision selection policy.
+type SetPolicy struct {
+	Time      time.Time  `json:"time"`
+	Namespace string     `json:"namespace"`
+	Name      string     `json:"name"`
+	Policy    api.Policy `json:"policy"`
+}
+
+// DeletePolicy returns a service to the default policy.
+type DeletePolicy struct {
+	Time      time.Time `json:"time"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
 }
 
 // DeregisterInstance ends a registration on request.
@@ -81,6 +103,8 @@ func (*RegisterInstance) commandType() Type   { return TypeRegisterInstance }
 func (*PatchInstance) commandType() Type      { return TypePatchInstance }
 func (*DeregisterInstance) commandType() Type { return TypeDeregisterInstance }
 func (*ExpireInstances) commandType() Type    { return TypeExpireInstances }
+func (*SetPolicy) commandType() Type          { return TypeSetPolicy }
+func (*DeletePolicy) commandType() Type       { return TypeDeletePolicy }
 
 // Encode returns the log entry bytes of c: its type tag, then its JSON body.
 func Encode(c Command) ([]byte, error) {
@@ -110,6 +134,10 @@ func Decode(b []byte) (Command, error) {
 		c = &DeregisterInstance{}
 	case TypeExpireInstances:
 		c = &ExpireInstances{}
+	case TypeSetPolicy:
+		c = &SetPolicy{}
+	case TypeDeletePolicy:
+		c = &DeletePolicy{}
 	default:
 		return nil, fmt.Errorf("fsm: unknown command type %d", b[0])
 	}

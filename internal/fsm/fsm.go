@@ -72,13 +72,18 @@ func (f *FSM) apply(index uint64, cmd Command) Result {
 		replaced, err := f.store.RegisterInstance(c.Time, &inst, c.Replace)
 		return Result{Value: InstanceResult{Instance: &inst, Replaced: replaced}, Err: err}
 	case *PatchInstance:
-		inst, err := f.store.PatchInstance(c.Time, c.Key, c.Patch)
+		inst, err := f.store.PatchInstance(c.Time, c.Key, c.Patch, c.LastBeat, c.Deadline)
 		return Result{Value: InstanceResult{Instance: inst}, Err: err}
 	case *DeregisterInstance:
 		inst, err := f.store.DeregisterInstance(c.Time, c.Key)
 		return Result{Value: inst, Err: err}
 	case *ExpireInstances:
 		return Result{Value: f.store.ExpireInstances(c.Time, c.Items)}
+	case *SetPolicy:
+		p := c.Policy
+		return Result{Err: f.store.SetPolicy(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name}, &p)}
+	case *DeletePolicy:
+		return Result{Value: f.store.DeletePolicy(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name})}
 	default:
 		panic(fmt.Sprintf("fsm: log entry %d: no apply for %T", index, cmd))
 	}

@@ -41,8 +41,9 @@ const (
 // ---- the model ----
 
 type modelRev struct {
-	created time.Time
-	md      map[string]string
+	created    time.Time
+	md         map[string]string
+	notDefault bool // registered or re-posted with is_default:false
 }
 
 type modelInst struct {
@@ -131,6 +132,18 @@ func (s *modelSvc) tags(except string) []string {
 	var out []string
 	for t := range s.revs {
 		if t != except {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// eligible are the tags the default rule may pick: not except, and not
+// explicitly non-default.
+func (s *modelSvc) eligible(except string) []string {
+	var out []string
+	for t, r := range s.revs {
+		if t != except && !r.notDefault {
 			out = append(out, t)
 		}
 	}
@@ -255,22 +268,26 @@ func (h *harness) registerRevision(t *rapid.T, explicit *bool) {
 
 	s := h.m.svc(svc)
 	old, existed := s.revs[tag]
+	if existed && md != nil && !maps.Equal(md, old.md) && (len(md) > 0 || len(old.md) > 0) {
+		// A revision's metadata is fixed at registration.
+		wantErr(t, "RegisterRevision with other metadata", res.Err, registry.ErrConflict)
+		return
+	}
 	next := s.def
-	if existed {
-		if md != nil {
-			old.md = md
-		}
+	switch {
+	case !existed:
+		s.revs[tag] = modelRev{created: now, md: md, notDefault: explicit != nil && !*explicit}
+	case explicit != nil:
+		old.notDefault = !*explicit
 		s.revs[tag] = old
-	} else {
-		s.revs[tag] = modelRev{created: now, md: md}
 	}
 	switch {
 	case explicit != nil && *explicit:
 		next = tag
 	case explicit != nil && s.def == tag:
-		next = greatest(s.tags(tag))
+		next = greatest(s.eligible(""))
 	case explicit == nil && !existed:
-		if r := rank[tag]; r > 0 && !slices.ContainsFunc(s.tags(tag), func(o string) bool { return rank[o] >= r }) {
+		if r := rank[tag]; r > 0 && !slices.ContainsFunc(s.eligible(tag), func(o string) bool { return rank[o] >= r }) {
 			next = tag
 		}
 	}
@@ -313,7 +330,7 @@ func (h *harness) deleteRevision(t *rapid.T) {
 	h.m.emit(api.EventRevisionRemove, svc, now, revisionJSON(svc, tag, s.def == tag, rev))
 	delete(s.revs, tag)
 	if s.def == tag {
-		next := greatest(s.tags(""))
+		next := greatest(s.eligible(""))
 		h.m.emit(api.EventRevisionDefault, svc, now, api.RevisionDefaultPayload{RevisionTag: next, Previous: s.def})
 		s.def = next
 	}

@@ -51,3 +51,18 @@ func (e *NotFoundError) Unwrap() error { return ErrNotFound }
 func NotFound(format string, args ...any) error {
 	return &NotFoundError{What: fmt.Sprintf(format, args...)}
 }
+
+// ConflictError says why a write conflicts with what is stored. It unwraps to ErrConflict.
+type ConflictError struct {
+	Why string
+}
+
+func (e *ConflictError) Error() string { return e.Why }
+
+// Unwrap makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// Conflict returns a ConflictError with a formatted reason.
+func Conflict(format string, args ...any) error {
+	return &ConflictError{Why: fmt.Sprintf(format, args...)}
+}

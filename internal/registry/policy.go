@@ -350,3 +350,18 @@ func Glob(pattern, s string) bool {
 	}
 	return p == len(pattern)
 }
+
+// PolicyReferences returns the names of p's routes that name tag as a
+// revision or in a split (constraints name no revision).
+func PolicyReferences(p *api.Policy, tag string) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range p.Routes {
+		if r.Revision == tag || slices.ContainsFunc(r.Split, func(e api.SplitEntry) bool { return e.Revision == tag }) {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}

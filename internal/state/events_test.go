@@ -42,7 +42,7 @@ func feedStore(t *testing.T, retain int) *state.Store {
 		},
 		func() error {
 			tags := []string{"x"}
-			_, err := st.PatchInstance(at(6), state.InstanceKey{Namespace: "ns1", Service: "a", ID: "web-1"}, api.PatchInstanceRequest{Tags: &tags})
+			_, err := st.PatchInstance(at(6), state.InstanceKey{Namespace: "ns1", Service: "a", ID: "web-1"}, api.PatchInstanceRequest{Tags: &tags}, time.Time{}, time.Time{})
 			return err
 		},
 		func() error { _, _, err := st.RegisterRevision(at(7), key("ns2", "c"), "2.0.0", nil, nil); return err },

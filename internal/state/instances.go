@@ -35,18 +35,18 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 	if old != nil {
 		typ = api.EventInstanceUpdate
 	}
-	t.emit(typ, k.Namespace, k.Name, now, EventInstance(inst, now))
+	t.emit(typ, k.Namespace, k.Name, now, EventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
 	return old != nil, nil
 }
 
 // EventInstance is the api.Instance written into instance events: the stored
-// fields, status passing, deadline from the event time. Being computed from
-// the command alone, it is the same on every replica.
-func EventInstance(inst *Instance, at time.Time) api.Instance {
+// fields, status passing, and the lease as the command states it. Being
+// computed from the command alone, it is the same on every replica.
+func EventInstance(inst *Instance, lastBeat, expires time.Time) api.Instance {
 	v := InstanceView(inst)
 	v.Status = api.StatusPassing
-	v.LastHeartbeatAt = at
-	v.ExpiresAt = at.Add(time.Duration(inst.HeartbeatTimeout) * time.Second)
+	v.LastHeartbeatAt = lastBeat
+	v.ExpiresAt = expires
 	return v
 }
 
@@ -73,8 +73,10 @@ func InstanceView(inst *Instance) api.Instance {
 }
 
 // PatchInstance changes the fields present in p (validated) of a live
-// registration. The registration, and so its token, stays the same.
-func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceRequest) (*Instance, error) {
+// registration. The registration, and so its token, stays the same; a patch
+// does not renew it. lastBeat and expires are the lease as the leader knew it,
+// for the event (zero: unknown, taken as now and now + timeout).
+func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceRequest, lastBeat, expires time.Time) (*Instance, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc := s.services[Key{k.Namespace, k.Service}]
@@ -106,7 +108,10 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 		// takes the new timeout from the next heartbeat on.
 		s.observer.InstanceAdded(&n)
 	}
-	t.emit(api.EventInstanceUpdate, k.Namespace, k.Service, now, EventInstance(&n, now))
+	if lastBeat.IsZero() {
+		lastBeat, expires = now, now.Add(time.Duration(n.HeartbeatTimeout)*time.Second)
+	}
+	t.emit(api.EventInstanceUpdate, k.Namespace, k.Service, now, EventInstance(&n, lastBeat, expires))
 	return &n, nil
 }
 

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"maps"
 	"slices"
 	"time"
 
@@ -9,35 +10,49 @@ import (
 )
 
 // RegisterRevision stores a revision, or finds the one with that tag, and
-// applies the default rule (registry.BecomesDefault) or the explicit
-// isDefault. It reports whether the revision was new. Metadata of an existing
-// revision is replaced when md is not nil. Inputs must be validated.
+// decides the default: an explicit isDefault wins (false is remembered: the
+// rule never picks that revision by itself); without one, a new revision
+// becomes the default when the service's default rule says so, and re-posting
+// an existing tag changes nothing. A revision's metadata is fixed when it is
+// registered: re-posting with other metadata is a conflict (md nil means none
+// given). It reports whether the revision was new. Inputs must be validated.
 func (s *Store) RegisterRevision(now time.Time, k Key, tag string, isDefault *bool, md map[string]string) (api.Revision, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var rev *Revision
+	if svc := s.services[k]; svc != nil {
+		rev = svc.revisions[tag]
+	}
+	existed := rev != nil
+	if existed && md != nil && !maps.Equal(md, rev.Metadata) && (len(md) > 0 || len(rev.Metadata) > 0) {
+		return api.Revision{}, false, registry.Conflict("revision %s:%s is already registered with other metadata; a revision's metadata is fixed when it is registered", k, tag)
+	}
 	t := s.begin(now)
 	defer t.commit()
 
 	svc := s.serviceFor(k)
-	rev, existed := svc.revisions[tag]
-	if !existed {
-		rev = &Revision{Tag: tag, CreatedAt: now, Metadata: md}
-	} else if md != nil {
-		rev = &Revision{Tag: tag, CreatedAt: rev.CreatedAt, Metadata: md}
+	switch {
+	case !existed:
+		rev = &Revision{Tag: tag, CreatedAt: now, Metadata: md, NotDefault: isDefault != nil && !*isDefault}
+	case isDefault != nil && rev.NotDefault != !*isDefault:
+		n := *rev
+		n.NotDefault = !*isDefault
+		rev = &n
 	}
 	svc.revisions[tag] = rev
 
-	// An existing revision only moves the default when told to explicitly:
-	// re-posting a tag is idempotent.
 	next := svc.defaultTag
-	if !existed || isDefault != nil {
-		becomes := registry.BecomesDefault(tag, svc.tags(), isDefault)
-		switch {
-		case becomes:
+	switch {
+	case isDefault != nil && *isDefault:
+		next = tag
+	case isDefault != nil:
+		if svc.defaultTag == tag {
+			next = svc.ruleChoice() // tag is no longer eligible
+		}
+	case !existed:
+		others := slices.DeleteFunc(svc.eligible(), func(o string) bool { return o == tag })
+		if registry.BecomesDefaultByRule(svc.rule(), tag, others, nil) {
 			next = tag
-		case isDefault != nil && svc.defaultTag == tag:
-			// is_default:false on the current default: hand it to the rule's choice among the others.
-			next = greatestExcept(svc, tag)
 		}
 	}
 	if !existed {
@@ -58,16 +73,9 @@ func (t *txn) setDefault(k Key, svc *service, tag string) {
 	t.emit(api.EventRevisionDefault, k.Namespace, k.Name, t.now, api.RevisionDefaultPayload{RevisionTag: tag, Previous: prev})
 }
 
-// greatestExcept returns the greatest semver tag of svc other than except, or "".
-func greatestExcept(svc *service, except string) string {
-	tags := svc.tags()
-	tags = slices.DeleteFunc(tags, func(t string) bool { return t == except })
-	best, _ := registry.GreatestVersion(tags)
-	return best
-}
-
 // DeleteRevision removes a revision. A removed default is replaced by the
-// greatest remaining semantic version, or by none.
+// default rule's choice among the remaining revisions, or by none. A revision
+// that the service's policy names is not removed: change the policy first.
 func (s *Store) DeleteRevision(now time.Time, k Key, tag string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,14 +87,19 @@ func (s *Store) DeleteRevision(now time.Time, k Key, tag string) error {
 	if !ok {
 		return registry.NotFound("revision %s:%s", k, tag)
 	}
+	if routes := registry.PolicyReferences(svc.policy, tag); len(routes) > 0 {
+		return registry.Conflict("revision %s:%s is named by the policy's route %q; change the policy first", k, tag, routes[0])
+	}
 	t := s.begin(now)
 	defer t.commit()
 	view := revisionView(k, svc, rev)
 	delete(svc.revisions, tag)
 	t.emit(api.EventRevisionRemove, k.Namespace, k.Name, now, view)
 	if svc.defaultTag == tag {
-		next, _ := registry.GreatestVersion(svc.tags())
-		t.setDefault(k, svc, next)
+		// Gone: the rule chooses afresh (manual chooses none).
+		svc.defaultTag = ""
+		svc.defaultTag = svc.ruleChoice()
+		t.emit(api.EventRevisionDefault, k.Namespace, k.Name, now, api.RevisionDefaultPayload{RevisionTag: svc.defaultTag, Previous: tag})
 	}
 	s.dropIfEmpty(k)
 	return nil
@@ -124,10 +137,14 @@ func (s *Store) Revisions(k Key) ([]api.Revision, uint64, error) {
 	if svc == nil {
 		return nil, idx, notFoundService(k)
 	}
+	return sortedRevisions(k, svc), idx, nil
+}
+
+func sortedRevisions(k Key, svc *service) []api.Revision {
 	out := make([]api.Revision, 0, len(svc.revisions))
 	for _, r := range svc.revisions {
 		out = append(out, revisionView(k, svc, r))
 	}
 	slices.SortFunc(out, func(a, b api.Revision) int { return registry.CompareTags(a.RevisionTag, b.RevisionTag) })
-	return out, idx, nil
+	return out
 }

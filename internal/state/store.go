@@ -27,6 +27,9 @@ type Revision struct {
 	Tag       string            `json:"tag"`
 	CreatedAt time.Time         `json:"created_at"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
+	// NotDefault remembers an explicit is_default:false: the default rule
+	// never picks this revision by itself (only an explicit true does).
+	NotDefault bool `json:"not_default,omitempty"`
 }
 
 // Instance is one stored instance registration. It is immutable once stored:
@@ -76,9 +79,12 @@ type service struct {
 	revisions  map[string]*Revision
 	defaultTag string
 	instances  map[string]*Instance
+	policy     *api.Policy // nil: the defaults (latest_semver, no routes)
 }
 
-func (s *service) empty() bool { return len(s.revisions) == 0 && len(s.instances) == 0 }
+func (s *service) empty() bool {
+	return len(s.revisions) == 0 && len(s.instances) == 0 && s.policy == nil
+}
 
 func (s *service) tags() []string {
 	tags := make([]string, 0, len(s.revisions))
@@ -86,6 +92,31 @@ func (s *service) tags() []string {
 		tags = append(tags, t)
 	}
 	return tags
+}
+
+// eligible returns the tags the default rule may pick: all but those
+// registered with is_default:false.
+func (s *service) eligible() []string {
+	tags := make([]string, 0, len(s.revisions))
+	for t, r := range s.revisions {
+		if !r.NotDefault {
+			tags = append(tags, t)
+		}
+	}
+	return tags
+}
+
+// rule is the service's default rule.
+func (s *service) rule() string {
+	if s.policy == nil || s.policy.DefaultRule == "" {
+		return api.RuleLatestSemver
+	}
+	return s.policy.DefaultRule
+}
+
+// ruleChoice is the default that the rule picks afresh among the eligible tags.
+func (s *service) ruleChoice() string {
+	return registry.DefaultByRule(s.rule(), s.eligible(), s.defaultTag)
 }
 
 // Observer is told of every instance registration that starts or ends, in log

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
@@ -64,7 +65,7 @@ func TestWatchClosesOnWrite(t *testing.T) {
 			return nil
 		}, false},
 		{"patch", func(st *state.Store) error {
-			_, err := st.PatchInstance(at(10), ik, api.PatchInstanceRequest{})
+			_, err := st.PatchInstance(at(10), ik, api.PatchInstanceRequest{}, time.Time{}, time.Time{})
 			return err
 		}, true},
 		{"deregister", func(st *state.Store) error { _, err := st.DeregisterInstance(at(10), ik); return err }, true},
@@ -177,19 +178,19 @@ func TestObserverOrder(t *testing.T) {
 		}, []string{"remove a/web-1@1", "add a/web-1@3/30s"}},
 		{"patch without a new timeout", func() error {
 			tags := []string{"x"}
-			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{Tags: &tags})
+			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{Tags: &tags}, time.Time{}, time.Time{})
 			return err
 		}, nil},
 		{"patch with the same timeout", func() error {
-			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(30)})
+			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(30)}, time.Time{}, time.Time{})
 			return err
 		}, nil},
 		{"patch with a new timeout: same registration", func() error {
-			_, err := st.PatchInstance(at(5), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)})
+			_, err := st.PatchInstance(at(5), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)}, time.Time{}, time.Time{})
 			return err
 		}, []string{"add a/web-1@3/10s"}},
 		{"patch of a missing instance", func() error {
-			if _, err := st.PatchInstance(at(5), web2, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)}); !errors.Is(err, registry.ErrNotFound) {
+			if _, err := st.PatchInstance(at(5), web2, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)}, time.Time{}, time.Time{}); !errors.Is(err, registry.ErrNotFound) {
 				return fmt.Errorf("got %v, want ErrNotFound", err)
 			}
 			return nil
@@ -357,14 +358,16 @@ func TestDefaultRule(t *testing.T) {
 		{"explicit false on the first", []op{postDefault("1.0.0", false)}, ""},
 		{"explicit false on the default hands over", []op{post("1.0.0"), post("2.0.0"), postDefault("2.0.0", false)}, "1.0.0"},
 		{"explicit false on the default skips non-semver", []op{post("latest"), post("1.0.0"), postDefault("1.0.0", false)}, ""},
-		{"explicit false on the default may pick an explicit non-default", []op{post("1.0.0"), postDefault("3.0.0", false), postDefault("2.0.0", true), postDefault("2.0.0", false)}, "3.0.0"},
+		{"explicit false on the default never picks an explicit non-default", []op{post("1.0.0"), postDefault("3.0.0", false), postDefault("2.0.0", true), postDefault("2.0.0", false)}, "1.0.0"},
+		{"explicit false is remembered for later registrations", []op{post("1.0.0"), postDefault("3.0.0", false), post("2.0.0")}, "2.0.0"},
+		{"explicit true clears a remembered false", []op{post("1.0.0"), postDefault("3.0.0", false), postDefault("3.0.0", true), post("2.0.0")}, "3.0.0"},
 		{"explicit false on a non-default changes nothing", []op{post("1.0.0"), post("2.0.0"), postDefault("1.0.0", false)}, "2.0.0"},
 		{"explicit true on the default changes nothing", []op{post("1.0.0"), postDefault("1.0.0", true)}, "1.0.0"},
 		{"re-post without is_default changes nothing", []op{post("2.0.0"), postDefault("1.0.0", true), post("2.0.0")}, "1.0.0"},
 		{"re-post does not revive a default", []op{post("1.0.0"), postDefault("1.0.0", false), post("1.0.0")}, ""},
 		{"a later greater semver overrides an explicit choice", []op{post("1.0.0"), postDefault("latest", true), post("2.0.0")}, "2.0.0"},
 		{"deleting the default: greatest remaining", []op{post("1.0.0"), post("3.0.0"), post("2.0.0"), del("3.0.0")}, "2.0.0"},
-		{"deleting the default: the greatest even if explicitly non-default", []op{post("1.0.0"), postDefault("2.0.0", false), postDefault("latest", true), del("latest")}, "2.0.0"},
+		{"deleting the default: never an explicitly non-default one", []op{post("1.0.0"), postDefault("2.0.0", false), postDefault("latest", true), del("latest")}, "1.0.0"},
 		{"deleting the default: none when no semver remains", []op{post("latest"), post("1.0.0"), del("1.0.0")}, ""},
 		{"deleting a non-default keeps the default", []op{post("1.0.0"), post("2.0.0"), del("1.0.0")}, "2.0.0"},
 		{"deleting the default: ties go to the smallest tag", []op{post("v1.0.0"), post("1.0.0+b"), post("2.0.0"), del("2.0.0")}, "1.0.0+b"},
@@ -443,14 +446,23 @@ func TestRevisionReads(t *testing.T) {
 	if want := []string{"2.0.0", "2.0.0-rc.1", "1.10.0", "1.9.0", "latest", "main"}; !slices.Equal(tags, want) {
 		t.Fatalf("order = %q, want %q", tags, want)
 	}
-	// Re-posting keeps created_at and replaces metadata only when given.
+	// Re-posting keeps created_at and metadata; the same metadata is fine,
+	// other metadata is a conflict that changes nothing.
 	rev, created, err := st.RegisterRevision(at(50), k, "1.9.0", nil, nil)
 	if err != nil || created || !rev.CreatedAt.Equal(at(1)) || rev.Metadata["i"] != "1" {
 		t.Fatalf("re-post = %+v, created %v, %v", rev, created, err)
 	}
-	rev, _, _ = st.RegisterRevision(at(51), k, "1.9.0", nil, map[string]string{"new": "yes"})
-	if !rev.CreatedAt.Equal(at(1)) || rev.Metadata["new"] != "yes" || len(rev.Metadata) != 1 {
-		t.Fatalf("re-post with metadata = %+v", rev)
+	if _, _, err := st.RegisterRevision(at(51), k, "1.9.0", nil, map[string]string{"i": "1"}); err != nil {
+		t.Fatalf("re-post with the same metadata: %v", err)
+	}
+	idx = st.Index()
+	for _, md := range []map[string]string{{"new": "yes"}, {}} {
+		if _, _, err := st.RegisterRevision(at(51), k, "1.9.0", nil, md); !errors.Is(err, registry.ErrConflict) {
+			t.Fatalf("re-post with metadata %v = %v, want a conflict", md, err)
+		}
+	}
+	if rev, _, _ := st.Revision(k, "1.9.0"); rev.Metadata["i"] != "1" || len(rev.Metadata) != 1 || st.Index() != idx {
+		t.Fatalf("a refused re-post changed the revision: %+v (index %d → %d)", rev, idx, st.Index())
 	}
 	if _, _, err := st.Revision(k, "3.0.0"); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Revision of a missing tag = %v", err)
@@ -526,7 +538,7 @@ func TestListings(t *testing.T) {
 func TestEventInstance(t *testing.T) {
 	i := inst("ns", "svc", "web-1", 7)
 	i.HeartbeatTimeout = 12
-	v := state.EventInstance(i, at(100))
+	v := state.EventInstance(i, at(100), at(112))
 	if v.Status != api.StatusPassing || !v.LastHeartbeatAt.Equal(at(100)) || !v.ExpiresAt.Equal(at(112)) || !v.RegisteredAt.Equal(t0) {
 		t.Fatalf("EventInstance = %+v", v)
 	}

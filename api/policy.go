@@ -88,3 +88,14 @@ type ServiceUpdatePayload struct {
 	// Policy is the new policy (nil when it was deleted) for Change "policy".
 	Policy *Policy `json:"policy,omitempty"`
 }
+
+// SelectionRequest is what a requester says about itself when it asks for a
+// service's revision without naming one: its name (?requester= or the
+// X-Muster-Requester header), its request headers, and its labels
+// (label.KEY=VALUE query parameters). Policies match on it, and so may an
+// embedding program's selection hook.
+type SelectionRequest struct {
+	Requester string
+	Headers   map[string][]string
+	Labels    map[string]string
+}

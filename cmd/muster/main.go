@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/muster-registry/muster/internal/server"
+	"github.com/muster-registry/muster/server"
 )
 
 // version is the binary's version.

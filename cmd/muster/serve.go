@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/muster-registry/muster/internal/server"
+	"github.com/muster-registry/muster/server"
 )
 
 func newServeCmd() *cobra.Command {

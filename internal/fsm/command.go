@@ -57,6 +57,10 @@ type RegisterInstance struct {
 	Time     time.Time      `json:"time"`
 	Replace  bool           `json:"replace"`
 	Instance state.Instance `json:"instance"`
+	// ReplaceDead, on a POST, names a registration of the same id that the
+	// leader saw past its deadline: if it is still the live one, it times out
+	// (stamped with its deadline) and the new registration takes the id.
+	ReplaceDead *state.Expiry `json:"replace_dead,omitempty"`
 }
 
 // PatchInstance changes fields of a live registration. LastBeat and

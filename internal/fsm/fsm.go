@@ -66,6 +66,9 @@ func (f *FSM) apply(index uint64, cmd Command) Result {
 	case *DeleteRevision:
 		return Result{Err: f.store.DeleteRevision(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name}, c.Tag)}
 	case *RegisterInstance:
+		if d := c.ReplaceDead; d != nil && !c.Replace {
+			f.store.ExpireInstances(c.Time, []state.Expiry{*d}) // no-op unless d is still the live registration
+		}
 		inst := c.Instance
 		inst.RegIndex = index
 		inst.RegisteredAt = c.Time

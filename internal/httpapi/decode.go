@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -14,23 +16,33 @@ import (
 	"github.com/muster-registry/muster/internal/registry"
 )
 
-// decode reads the request body into v strictly: unknown fields, wrong types,
-// out-of-range numbers and trailing data are refused with an error naming the
-// problem, so a misspelt field never silently falls back to a default.
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+// decode reads the request body into v strictly: unknown fields, field names
+// in the wrong case, repeated keys, wrong types, out-of-range numbers and
+// trailing data are refused with an error naming the problem, so a misspelt
+// field never silently falls back to a default. It returns the top-level
+// keys that were present, so a handler can tell "absent" from "zero".
+func decode(r *http.Request, v any) (map[string]bool, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errTooLarge
+			return nil, errTooLarge
 		}
-		return invalidJSON("trailing data after the JSON value")
+		return nil, badRequest("reading the request body: %v", err)
 	}
-	return nil
+	present, err := checkKeys(body, reflect.TypeOf(v))
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return nil, decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, invalidJSON("trailing data after the JSON value")
+	}
+	return present, nil
 }
 
 func decodeError(err error) error {
@@ -90,7 +102,8 @@ func parseQuery(r *http.Request, known ...string) (query, error) {
 	for k := range v {
 		ok := false
 		for _, kn := range known {
-			if k == kn {
+			// A known name ending in '.' admits every parameter with that prefix.
+			if k == kn || (strings.HasSuffix(kn, ".") && strings.HasPrefix(k, kn) && len(k) > len(kn)) {
 				ok = true
 				break
 			}

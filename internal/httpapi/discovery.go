@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
@@ -57,7 +59,11 @@ func (h *Handler) listServices(w http.ResponseWriter, r *http.Request) {
 		out = append(out, sum)
 	}
 	page, next := paginate(out, limit, marker,
-		func(s api.ServiceSummary, m string) bool { return s.Namespace+"/"+s.Name > m },
+		func(s api.ServiceSummary, m string) bool {
+			// Compare as the list is sorted: by namespace, then name (not as one string).
+			ns, name, _ := strings.Cut(m, "/")
+			return cmp.Or(cmp.Compare(s.Namespace, ns), cmp.Compare(s.Name, name)) > 0
+		},
 		func(s api.ServiceSummary) string { return s.Namespace + "/" + s.Name })
 	setIndex(w, idx)
 	writeJSON(w, http.StatusOK, list(page, limit, next))
@@ -69,6 +75,13 @@ func (h *Handler) urlMap(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	m, conflicts, idx := h.buildURLMap(ns)
+	setIndex(w, idx)
+	writeJSON(w, http.StatusOK, api.URLMap{URLMap: m, Conflicts: conflicts})
+}
+
+// buildURLMap builds a namespace's URL map from its passing instances.
+func (h *Handler) buildURLMap(ns string) (map[string]string, []api.URLMapConflict, uint64) {
 	insts, idx := h.store.NamespaceInstances(ns)
 	now := h.now()
 	var claims []registry.URLClaim
@@ -88,8 +101,7 @@ func (h *Handler) urlMap(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	m, conflicts := registry.BuildURLMap(claims)
-	setIndex(w, idx)
-	writeJSON(w, http.StatusOK, api.URLMap{URLMap: m, Conflicts: conflicts})
+	return m, conflicts, idx
 }
 
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {

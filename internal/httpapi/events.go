@@ -109,6 +109,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			h.writeEvents(w, evs, eq, newest)
 			return
 		}
+		// Nothing matched up to newest: look only after it from now on, so a
+		// flood of events this filter skips never pushes it out of the window.
+		eq.after = max(eq.after, newest)
 		select {
 		case <-watch:
 		case <-timer:
@@ -159,6 +162,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 			}
 			// Mid-stream the status is sent; say why the stream ends, in the error shape.
 			_, body, _ := answer(err)
+			body.RequestID = w.Header().Get(api.HeaderRequestID)
 			b, _ := json.Marshal(body)
 			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 			_ = rc.Flush()

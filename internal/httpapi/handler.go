@@ -41,22 +41,36 @@ type Config struct {
 	Now func() time.Time
 	// KeepAlive is the SSE keep-alive period; 0 means 15 s.
 	KeepAlive time.Duration
+	// Hooks of an embedding program; see server.Config.
+	SelectRevision SelectRevisionFunc
+	IsDefault      IsDefaultFunc
 }
+
+// SelectRevisionFunc picks the revision for a request that names none,
+// before the service's policy is consulted; ok false defers to the policy.
+type SelectRevisionFunc func(ns, name string, revisions []api.Revision, req api.SelectionRequest) (tag string, ok bool)
+
+// IsDefaultFunc decides, on the leader, whether a revision registered
+// without is_default becomes the default; ok false defers to the default
+// rule. Its answer counts as an explicit is_default.
+type IsDefaultFunc func(ns, name string, rev api.RegisterRevisionRequest, existing []api.Revision) (isDefault, ok bool)
 
 // Handler serves the API.
 //
 // Concurrency: safe for concurrent use; Drain may be called once, from any goroutine.
 type Handler struct {
-	store     *state.Store
-	leases    *lease.Table
-	proposer  Proposer
-	status    func() api.Status
-	log       *slog.Logger
-	metrics   *Metrics
-	now       func() time.Time
-	keepAlive time.Duration
-	mux       *http.ServeMux
-	drain     chan struct{}
+	store       *state.Store
+	leases      *lease.Table
+	proposer    Proposer
+	status      func() api.Status
+	log         *slog.Logger
+	metrics     *Metrics
+	now         func() time.Time
+	keepAlive   time.Duration
+	selectHook  SelectRevisionFunc
+	defaultHook IsDefaultFunc
+	mux         *http.ServeMux
+	drain       chan struct{}
 }
 
 // New returns the API handler.
@@ -64,6 +78,7 @@ func New(cfg Config) *Handler {
 	h := &Handler{
 		store: cfg.Store, leases: cfg.Leases, proposer: cfg.Proposer, status: cfg.Status,
 		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, keepAlive: cfg.KeepAlive,
+		selectHook: cfg.SelectRevision, defaultHook: cfg.IsDefault,
 		mux: http.NewServeMux(), drain: make(chan struct{}),
 	}
 	if h.log == nil {
@@ -85,6 +100,10 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/services/{ns}/{name}", h.getRevision)
 	m.HandleFunc("GET /v1/services/{ns}/{name}/revisions", h.listRevisions)
 	m.HandleFunc("DELETE /v1/services/{ns}/{name}/revisions/{tag}", h.deleteRevision)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/policy", h.getPolicy)
+	m.HandleFunc("PUT /v1/services/{ns}/{name}/policy", h.putPolicy)
+	m.HandleFunc("DELETE /v1/services/{ns}/{name}/policy", h.deletePolicy)
+	m.HandleFunc("GET /v1/resolve/{ns}/{name}", h.resolve)
 
 	m.HandleFunc("POST /v1/services/{ns}/{name}/instances", h.postInstance)
 	m.HandleFunc("GET /v1/services/{ns}/{name}/instances", h.listInstances)
@@ -206,7 +225,9 @@ func newRequestID() string {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // constraints such as ">=2.0.0" stay readable
+	_ = enc.Encode(v)
 }
 
 func setIndex(w http.ResponseWriter, idx uint64) {

@@ -48,7 +48,12 @@ func (h *Handler) postInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.RegisterInstanceRequest
-	if err := decode(r, &req); err != nil {
+	present, err := decode(r, &req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -65,7 +70,12 @@ func (h *Handler) putInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.RegisterInstanceRequest
-	if err := decode(r, &req); err != nil {
+	present, err := decode(r, &req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -75,6 +85,15 @@ func (h *Handler) putInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	req.ID = ik.ID
 	h.register(w, r, state.Key{Namespace: ik.Namespace, Name: ik.Service}, req, true)
+}
+
+// explicitTimeout refuses "heartbeat_timeout": 0: only an absent timeout
+// takes the default.
+func explicitTimeout(present map[string]bool, req api.RegisterInstanceRequest) error {
+	if present["heartbeat_timeout"] && req.HeartbeatTimeout == 0 {
+		return registry.ValidateHeartbeatTimeout(0)
+	}
+	return nil
 }
 
 func newInstanceID() string {
@@ -94,7 +113,17 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: req.Metadata,
 		HeartbeatTimeout: req.HeartbeatTimeout, Token: lease.NewToken(),
 	}
-	res, err := h.propose(&fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst})
+	cmd := &fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst}
+	if !replace {
+		// An id whose registration is past its deadline is not live: a POST
+		// takes it over, after the old registration times out.
+		if old, _, err := h.store.Instance(inst.Key()); err == nil {
+			if l, ok := h.leases.Get(old.Key(), old.RegIndex); ok && !l.Passing(h.now()) {
+				cmd.ReplaceDead = &state.Expiry{Key: old.Key(), RegIndex: old.RegIndex, Deadline: l.Deadline.UTC().Truncate(time.Millisecond)}
+			}
+		}
+	}
+	res, err := h.propose(cmd)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -116,7 +145,7 @@ func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var p api.PatchInstanceRequest
-	if err := decode(r, &p); err != nil {
+	if _, err := decode(r, &p); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -124,7 +153,14 @@ func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	res, err := h.propose(&fsm.PatchInstance{Time: h.stamp(), Key: ik, Patch: p})
+	cmd := &fsm.PatchInstance{Time: h.stamp(), Key: ik, Patch: p}
+	if inst, _, err := h.store.Instance(ik); err == nil {
+		// A patch does not renew the lease: its event shows the lease as it is.
+		if l, ok := h.leases.Get(ik, inst.RegIndex); ok {
+			cmd.LastBeat, cmd.Deadline = l.LastBeat.UTC().Truncate(time.Millisecond), l.Deadline.UTC().Truncate(time.Millisecond)
+		}
+	}
+	res, err := h.propose(cmd)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -154,7 +190,7 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.HeartbeatRequest
-	if err := decode(r, &req); err != nil {
+	if _, err := decode(r, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

@@ -24,7 +24,7 @@ func (h *Handler) registerRevision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req api.RegisterRevisionRequest
-	if err := decode(r, &req); err != nil {
+	if _, err := decode(r, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -36,7 +36,12 @@ func (h *Handler) registerRevision(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	res, err := h.propose(&fsm.RegisterRevision{Time: h.stamp(), Namespace: k.Namespace, Name: k.Name, Tag: req.RevisionTag, IsDefault: req.IsDefault, Metadata: req.Metadata})
+	isDefault, err := h.isDefaultHook(k, req)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	res, err := h.propose(&fsm.RegisterRevision{Time: h.stamp(), Namespace: k.Namespace, Name: k.Name, Tag: req.RevisionTag, IsDefault: isDefault, Metadata: req.Metadata})
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -49,37 +54,6 @@ func (h *Handler) registerRevision(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/v1/services/"+k.Namespace+"/"+k.Name+"?revision_tag="+url.QueryEscape(out.Revision.RevisionTag))
 	}
 	writeJSON(w, status, out.Revision)
-}
-
-func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
-	k, err := serviceKey(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	q, err := parseQuery(r, "revision_tag")
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	tag, err := q.one("revision_tag")
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if tag != "" {
-		if err := registry.ValidateRevisionTag(tag); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-	}
-	rev, idx, err := h.store.Revision(k, tag)
-	setIndex(w, idx)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rev)
 }
 
 func (h *Handler) listRevisions(w http.ResponseWriter, r *http.Request) {

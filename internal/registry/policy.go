@@ -365,3 +365,9 @@ func PolicyReferences(p *api.Policy, tag string) []string {
 	}
 	return out
 }
+
+// ValidConstraint reports whether s parses as a semver constraint.
+func ValidConstraint(s string) bool {
+	_, err := semver.NewConstraint(s)
+	return err == nil
+}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/muster-registry/muster/internal/server"
+	"github.com/muster-registry/muster/server"
 )
 
 // Options adjust the server; the zero value is a --dev server.

@@ -1,5 +1,8 @@
-// Package server assembles Muster: the state, the lease table, the FSM, the
-// Raft node and the HTTP API. It is the only package that knows them all.
+// Package server runs a Muster node: it assembles the state, the lease
+// table, the state machine, the Raft node and the HTTP API, and is the only
+// package that knows them all. `muster serve` is a thin wrapper around it;
+// a Go program can embed a server the same way, and set hooks that take
+// precedence over the declarative revision policies.
 package server
 
 import (
@@ -43,6 +46,16 @@ type Config struct {
 	// SnapshotThreshold is how many log entries trigger a snapshot (default 8192).
 	SnapshotThreshold uint64
 	Logger            *slog.Logger
+
+	// SelectRevision, when set, picks the revision for a request that names
+	// none (GET /v1/services/{ns}/{name}, /v1/resolve) before the service's
+	// policy is consulted; returning ok false defers to the policy. It runs
+	// on every such read and must be quick and safe for concurrent use.
+	SelectRevision func(ns, name string, revisions []api.Revision, req api.SelectionRequest) (tag string, ok bool)
+	// IsDefault, when set, decides on the leader whether a revision
+	// registered without is_default becomes the default; ok false defers to
+	// the default rule. Its answer is recorded as an explicit is_default.
+	IsDefault func(ns, name string, rev api.RegisterRevisionRequest, existing []api.Revision) (isDefault, ok bool)
 }
 
 func (c *Config) defaults() {
@@ -146,6 +159,7 @@ func New(cfg Config) (_ *Server, err error) {
 	s.api = httpapi.New(httpapi.Config{
 		Store: s.store, Leases: s.leases, Proposer: proposer{s}, Status: s.status,
 		Logger: s.log, Metrics: s.metrics,
+		SelectRevision: cfg.SelectRevision, IsDefault: cfg.IsDefault,
 	})
 	s.http = &http.Server{
 		Handler:           s.api,

@@ -19,6 +19,9 @@ type Options struct {
 	DataDir string
 	// RetainEvents is passed to the server (0: the default).
 	RetainEvents int
+	// HTTPAddr fixes the HTTP address (default: a free loopback port), so a
+	// restarted server can be found where its clients left it.
+	HTTPAddr string
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -34,10 +37,14 @@ type Server struct {
 // Start runs a server until the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	cfg := server.Config{HTTPAddr: "127.0.0.1:0", Dev: opts.DataDir == "", DataDir: opts.DataDir,
+	addr := opts.HTTPAddr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	cfg := server.Config{HTTPAddr: addr, Dev: opts.DataDir == "", DataDir: opts.DataDir,
 		RetainEvents: opts.RetainEvents, Logger: opts.Logger, NodeID: "test"}
 	if !cfg.Dev {
-		cfg.RaftAddr = freeAddr(t)
+		cfg.RaftAddr = FreeAddr(t)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

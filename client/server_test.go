@@ -1,0 +1,127 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/client"
+	"github.com/muster-registry/muster/internal/servertest"
+)
+
+// These tests run the SDK against the real server, in-process.
+
+func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRoutesAgainstTheServer(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := c.RegisterRevision(ctx, "my-org", "my-service", api.RegisterRevisionRequest{RevisionTag: "1.2.9"}); err != nil {
+		t.Fatal(err)
+	}
+	rev, idx, err := c.GetRevision(ctx, "my-org", "my-service", client.GetRevisionOptions{})
+	if err != nil || rev.RevisionTag != "1.2.9" || !rev.IsDefault || idx == 0 {
+		t.Fatalf("GetRevision = %+v, %d, %v", rev, idx, err)
+	}
+	reg, err := c.RegisterInstance(ctx, "my-org", "my-service", api.RegisterInstanceRequest{ID: "web-1", Tags: []string{"api"}})
+	if err != nil || reg.Token == "" {
+		t.Fatalf("RegisterInstance = %+v, %v", reg, err)
+	}
+	if _, err := c.RegisterInstance(ctx, "my-org", "my-service", api.RegisterInstanceRequest{ID: "web-1"}); !errors.Is(err, client.ErrInstanceExists) {
+		t.Fatalf("second POST = %v, want ErrInstanceExists", err)
+	}
+	hb, err := c.Heartbeat(ctx, "my-org", "my-service", "web-1", reg.Token)
+	if err != nil || hb.Token == reg.Token {
+		t.Fatalf("Heartbeat = %+v, %v", hb, err)
+	}
+	_, err = c.Heartbeat(ctx, "my-org", "my-service", "web-1", reg.Token)
+	var ae *client.APIError
+	if !errors.Is(err, client.ErrTokenMismatch) || !errors.As(err, &ae) || ae.StatusCode != 409 || ae.RequestID == "" {
+		t.Fatalf("spent token = %v", err)
+	}
+	list, _, err := c.ListInstances(ctx, "my-org", "my-service", client.InstanceListOptions{Tags: []string{"api"}, Status: api.StatusPassing})
+	if err != nil || len(list.Values) != 1 {
+		t.Fatalf("ListInstances = %+v, %v", list, err)
+	}
+	if _, _, err := c.ListInstances(ctx, "my-org", "my-service", client.InstanceListOptions{Status: "bogus"}); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("bad status filter = %v", err)
+	}
+}
+
+// A Heartbeater keeps its instance alive across a server restart (tokens
+// and registrations survive; deadlines are reset), and a Watcher follows.
+func TestHeartbeaterAndWatcherRideOutARestart(t *testing.T) {
+	dir := t.TempDir()
+	addr := servertest.FreeAddr(t)
+	srv := servertest.Start(t, servertest.Options{DataDir: dir, HTTPAddr: addr})
+	c, err := client.New("http://"+addr, client.WithTimeout(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var mu sync.Mutex
+	var kinds []client.HeartbeatEventKind
+	hb := client.NewHeartbeater(c, "acme", "web", api.RegisterInstanceRequest{ID: "web-1", HeartbeatTimeout: 3},
+		client.HeartbeaterOptions{OnEvent: func(ev client.HeartbeatEvent) {
+			mu.Lock()
+			kinds = append(kinds, ev.Kind)
+			mu.Unlock()
+		}})
+	if err := hb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w := client.NewWatcher(c, "acme", "web", client.WatcherOptions{Wait: time.Second})
+	go w.Run(ctx)
+	waitUntil(t, "the watcher to see web-1", 10*time.Second, func() bool { return len(w.Instances()) == 1 })
+	first := hb.Instance()
+
+	srv.Stop(t)
+	srv = servertest.Start(t, servertest.Options{DataDir: dir, HTTPAddr: addr})
+
+	// For two timeouts after the restart, every look finds the same
+	// registration, passing.
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		inst, _, err := c.GetInstance(ctx, "acme", "web", "web-1")
+		if err != nil || inst.Status != api.StatusPassing || !inst.RegisteredAt.Equal(first.RegisteredAt) {
+			t.Fatalf("after restart: %+v, %v (first registered %s)", inst, err, first.RegisteredAt)
+		}
+	}
+	mu.Lock()
+	for _, k := range kinds {
+		if k == client.HeartbeatReregistered || k == client.HeartbeatConflict {
+			t.Errorf("the restart forced a %s", k)
+		}
+	}
+	mu.Unlock()
+
+	// The watcher follows a change made after the restart.
+	if _, err := c.RegisterInstance(ctx, "acme", "web", api.RegisterInstanceRequest{ID: "web-2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the watcher to see web-2", 10*time.Second, func() bool { return len(w.Instances()) == 2 })
+
+	if err := hb.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.GetInstance(ctx, "acme", "web", "web-1"); !errors.Is(err, client.ErrNotFound) {
+		t.Fatalf("after Stop: %v, want not found", err)
+	}
+	waitUntil(t, "the watcher to drop web-1", 10*time.Second, func() bool { return len(w.Instances()) == 1 })
+}

@@ -45,7 +45,9 @@ type Config struct {
 	RetainEvents int
 	// SnapshotThreshold is how many log entries trigger a snapshot (default 8192).
 	SnapshotThreshold uint64
-	Logger            *slog.Logger
+	// SnapshotInterval is how often raft checks whether to snapshot (default 120 s).
+	SnapshotInterval time.Duration
+	Logger           *slog.Logger
 
 	// SelectRevision, when set, picks the revision for a request that names
 	// none (GET /v1/services/{ns}/{name}, /v1/resolve) before the service's
@@ -151,7 +153,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	s.node, err = raftnode.Open(raftnode.Config{
 		NodeID: s.cfg.NodeID, RaftAddr: raftAddr, DataDir: cfg.DataDir, Dev: cfg.Dev,
-		Logger: s.log, SnapshotThreshold: cfg.SnapshotThreshold,
+		Logger: s.log, SnapshotThreshold: cfg.SnapshotThreshold, SnapshotInterval: cfg.SnapshotInterval,
 	}, fsm.New(s.store))
 	if err != nil {
 		return nil, err

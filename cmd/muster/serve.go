@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +53,7 @@ keeps its data in ./muster-data (made if missing) and its Raft transport on
 	f.BoolVar(&cfg.Dev, "dev", false, "keep everything in memory, nothing on disk (demos and tests)")
 	f.IntVar(&cfg.RetainEvents, "retain-events", 100_000, "how many of the newest events to keep")
 	f.Uint64Var(&cfg.SnapshotThreshold, "snapshot-threshold", 8192, "log entries between snapshots")
+	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 120*time.Second, "how often to check whether a snapshot is due")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -406,7 +406,9 @@ func (h *harness) patchInstance(t *rapid.T) {
 		mi.timeout = *p.HeartbeatTimeout
 	}
 	s.insts[id] = mi
-	h.m.emit(api.EventInstanceUpdate, svc, now, instanceJSON(svc, id, mi, now))
+	if p.Tags != nil || p.HeartbeatTimeout != nil { // an empty patch changes nothing and says nothing
+		h.m.emit(api.EventInstanceUpdate, svc, now, instanceJSON(svc, id, mi, now))
+	}
 	if got := res.Value.(fsm.InstanceResult).Instance; got.RegIndex != mi.regIndex || got.Token != mi.token {
 		t.Fatalf("PatchInstance changed the registration: %+v, want reg index %d", got, mi.regIndex)
 	}

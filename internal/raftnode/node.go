@@ -36,6 +36,9 @@ type Config struct {
 	Logger *slog.Logger
 	// SnapshotThreshold is how many log entries trigger a snapshot (0: 8192).
 	SnapshotThreshold uint64
+	// SnapshotInterval is how often raft checks the threshold (0: 120 s);
+	// each check waits a random time between it and twice it.
+	SnapshotInterval time.Duration
 }
 
 // Node is one Raft member.
@@ -72,6 +75,9 @@ func Open(cfg Config, fsm raft.FSM) (*Node, error) {
 	rc.MaxAppendEntries = 512
 	if cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
 	leaderCh := make(chan bool, 16)
 	rc.NotifyCh = leaderCh

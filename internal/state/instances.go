@@ -84,6 +84,9 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 		return nil, registry.NotFound("instance %s", k)
 	}
 	old := svc.instances[k.ID]
+	if p.Tags == nil && p.Metadata == nil && p.Endpoints == nil && p.PublicURL == nil && p.HeartbeatTimeout == nil {
+		return old, nil // nothing to change: no event
+	}
 	n := *old
 	if p.Tags != nil {
 		n.Tags = *p.Tags

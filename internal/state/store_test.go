@@ -65,9 +65,14 @@ func TestWatchClosesOnWrite(t *testing.T) {
 			return nil
 		}, false},
 		{"patch", func(st *state.Store) error {
-			_, err := st.PatchInstance(at(10), ik, api.PatchInstanceRequest{}, time.Time{}, time.Time{})
+			tags := []string{"x"}
+			_, err := st.PatchInstance(at(10), ik, api.PatchInstanceRequest{Tags: &tags}, time.Time{}, time.Time{})
 			return err
 		}, true},
+		{"empty patch", func(st *state.Store) error {
+			_, err := st.PatchInstance(at(10), ik, api.PatchInstanceRequest{}, time.Time{}, time.Time{})
+			return err
+		}, false},
 		{"deregister", func(st *state.Store) error { _, err := st.DeregisterInstance(at(10), ik); return err }, true},
 		{"expire", func(st *state.Store) error {
 			if n := st.ExpireInstances(at(10), []state.Expiry{{Key: ik, RegIndex: 2, Deadline: at(9)}}); n != 1 {

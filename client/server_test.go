@@ -125,3 +125,53 @@ func TestHeartbeaterAndWatcherRideOutARestart(t *testing.T) {
 	}
 	waitUntil(t, "the watcher to drop web-1", 10*time.Second, func() bool { return len(w.Instances()) == 1 })
 }
+
+// A batch answers each heartbeat on its own: good ones renew, a spent
+// token, a made-up id and a malformed name fail alone.
+func TestHeartbeatBatchAgainstTheServer(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var beats []api.BatchHeartbeat
+	for _, id := range []string{"a", "b", "c"} {
+		reg, err := c.RegisterInstance(ctx, "acme", "web", api.RegisterInstanceRequest{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		beats = append(beats, api.BatchHeartbeat{Namespace: "acme", Service: "web", ID: id, Token: reg.Token})
+	}
+	spent := beats[2]
+	if _, err := c.Heartbeat(ctx, "acme", "web", "c", spent.Token); err != nil {
+		t.Fatal(err)
+	}
+	beats = append(beats,
+		api.BatchHeartbeat{Namespace: "acme", Service: "web", ID: "ghost", Token: "x"},
+		api.BatchHeartbeat{Namespace: "Acme", Service: "web", ID: "a", Token: "x"})
+	res, err := c.HeartbeatBatch(ctx, beats)
+	if err != nil || len(res) != 5 {
+		t.Fatalf("HeartbeatBatch = %+v, %v", res, err)
+	}
+	for i := 0; i < 2; i++ {
+		if res[i].Error != nil || res[i].Token == "" || res[i].Token == beats[i].Token || res[i].ExpiresAt.IsZero() {
+			t.Errorf("result %d = %+v, want a renewal", i, res[i])
+		}
+	}
+	for i, want := range map[int]string{2: api.ErrTokenMismatch, 3: api.ErrNotFound, 4: api.ErrValidationFailed} {
+		if res[i].Error == nil || res[i].Error.Type != want || res[i].Token != "" {
+			t.Errorf("result %d = %+v, want error %s", i, res[i], want)
+		}
+	}
+	// The new tokens are the current ones; the sent ones are spent.
+	if _, err := c.Heartbeat(ctx, "acme", "web", "a", res[0].Token); err != nil {
+		t.Errorf("batch token refused: %v", err)
+	}
+	if _, err := c.Heartbeat(ctx, "acme", "web", "b", beats[1].Token); !errors.Is(err, client.ErrTokenMismatch) {
+		t.Errorf("spent token after a batch = %v", err)
+	}
+	if _, err := c.HeartbeatBatch(ctx, nil); !errors.Is(err, client.ErrValidation) {
+		t.Errorf("empty batch = %v, want a validation error", err)
+	}
+}

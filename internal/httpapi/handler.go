@@ -112,6 +112,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("PATCH /v1/services/{ns}/{name}/instances/{id}", h.patchInstance)
 	m.HandleFunc("DELETE /v1/services/{ns}/{name}/instances/{id}", h.deleteInstance)
 	m.HandleFunc("POST /v1/services/{ns}/{name}/instances/{id}/heartbeat", h.heartbeat)
+	m.HandleFunc("POST /v1/heartbeats", h.heartbeats)
 
 	m.HandleFunc("GET /v1/services", h.listServices)
 	m.HandleFunc("GET /v1/events", h.events)

@@ -28,6 +28,19 @@ type Journal interface {
 	Close() error
 }
 
+// Record is one journal record: registration regIndex's current token.
+type Record struct {
+	RegIndex uint64
+	Token    string
+}
+
+// BatchJournal is a Journal that can write many records at once.
+type BatchJournal interface {
+	Journal
+	// AppendBatch records all of recs with one write.
+	AppendBatch(recs []Record) error
+}
+
 // FileJournal is a Journal in one append-only file of fixed-size records
 // (registration index, token, CRC), written with one write(2) per record and
 // fsync'd every second, so a record survives kill -9 at once and a power loss
@@ -43,7 +56,8 @@ type FileJournal struct {
 
 	mu      sync.Mutex
 	f       *os.File
-	records int // records in the file
+	records int   // records in the file
+	size    int64 // bytes of whole records in the file
 	dirty   bool
 	stop    chan struct{}
 	done    chan struct{}
@@ -106,6 +120,7 @@ func (j *FileJournal) Load() (map[uint64]string, error) {
 		good += recordBytes
 		j.records++
 	}
+	j.size = good
 	if err := j.f.Truncate(good); err != nil {
 		return nil, fmt.Errorf("lease: truncating token journal: %w", err)
 	}
@@ -130,12 +145,36 @@ func (j *FileJournal) Append(regIndex uint64, token string) error {
 	encodeRecord(rec[:], regIndex, token)
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if _, err := j.f.Write(rec[:]); err != nil {
+	return j.write(rec[:], 1)
+}
+
+// write appends whole records. A failed write is cut back off, so a torn
+// record never sits before later good ones.
+func (j *FileJournal) write(b []byte, n int) error {
+	if _, err := j.f.Write(b); err != nil {
+		if terr := j.f.Truncate(j.size); terr == nil {
+			_, _ = j.f.Seek(j.size, io.SeekStart)
+		}
 		return fmt.Errorf("lease: writing token journal: %w", err)
 	}
-	j.records++
+	j.records += n
+	j.size += int64(len(b))
 	j.dirty = true
 	return nil
+}
+
+// AppendBatch writes many records with one write(2).
+func (j *FileJournal) AppendBatch(recs []Record) error {
+	buf := make([]byte, len(recs)*recordBytes)
+	for i, r := range recs {
+		if len(r.Token) != tokenBytes {
+			return fmt.Errorf("lease: token of %d bytes cannot be journaled", len(r.Token))
+		}
+		encodeRecord(buf[i*recordBytes:(i+1)*recordBytes], r.RegIndex, r.Token)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.write(buf, len(recs))
 }
 
 // compactIfLarge rewrites the file with the live tokens when it holds more
@@ -157,12 +196,14 @@ func (j *FileJournal) compactIfLarge() error {
 	}
 	w := bufio.NewWriterSize(f, 1<<16)
 	var rec [recordBytes]byte
+	written := 0
 	for idx, tok := range live {
 		if len(tok) != tokenBytes {
 			continue
 		}
 		encodeRecord(rec[:], idx, tok)
 		_, _ = w.Write(rec[:])
+		written++
 	}
 	// Assign the outer err: a failed flush or sync must stop the rename, or
 	// a short copy would replace the journal and lose live tokens.
@@ -180,7 +221,8 @@ func (j *FileJournal) compactIfLarge() error {
 	syncDir(filepath.Dir(j.path))
 	j.f.Close()
 	j.f = f
-	j.records = len(live)
+	j.records = written
+	j.size = int64(written) * recordBytes
 	j.dirty = false
 	return nil
 }

@@ -334,3 +334,60 @@ func TestJournalTokensAreDroppedAtPromotion(t *testing.T) {
 		}
 	})
 }
+
+// A batch whose journal write fails renews nothing: every heartbeat fails
+// and every sent token stays current.
+func TestBatchIsNotAcknowledgedUnlessJournaled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{Journal: failingJournal{}})
+		defer tb.SetLeader(false)
+		tb.SetLeader(true)
+		a, b := instance("web-a", 3, 10), instance("web-b", 4, 10)
+		tb.InstanceAdded(a)
+		tb.InstanceAdded(b)
+		out := tb.HeartbeatBatch([]lease.Beat{{Key: a.Key(), Token: a.Token}, {Key: b.Key(), Token: "wrong"}})
+		if out[0].Err == nil || out[0].Token != "" {
+			t.Fatalf("renewal acknowledged without the journal: %+v", out[0])
+		}
+		if !errors.Is(out[1].Err, registry.ErrTokenMismatch) {
+			t.Fatalf("the bad token's own error was lost: %v", out[1].Err)
+		}
+		if got := tb.Tokens()[a.RegIndex]; got != a.Token {
+			t.Fatalf("token after a failed batch = %q, want the sent %q", got, a.Token)
+		}
+	})
+}
+
+// With a journal, a batch renews each good heartbeat and journals it, so
+// the new tokens survive a restart.
+func TestBatchTokensSurviveARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.journal")
+	synctest.Test(t, func(t *testing.T) {
+		a, b := instance("web-a", 3, 10), instance("web-b", 4, 10)
+		j1, err := lease.OpenFileJournal(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb1 := newTable(t, lease.Options{Journal: j1})
+		tb1.SetLeader(true)
+		tb1.InstanceAdded(a)
+		tb1.InstanceAdded(b)
+		out := tb1.HeartbeatBatch([]lease.Beat{{Key: a.Key(), Token: a.Token}, {Key: b.Key(), Token: b.Token}})
+		tb1.SetLeader(false)
+		closeJournal(t, j1)
+
+		j2, err := lease.OpenFileJournal(path, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeJournal(t, j2)
+		tb2 := newTable(t, lease.Options{Journal: j2})
+		defer tb2.SetLeader(false)
+		tb2.InstanceAdded(a)
+		tb2.InstanceAdded(b)
+		tb2.SetLeader(true)
+		refused(t, tb2, a.Key(), a.Token, registry.ErrTokenMismatch)
+		heartbeat(t, tb2, a.Key(), out[0].Token)
+		heartbeat(t, tb2, b.Key(), out[1].Token)
+	})
+}

@@ -208,43 +208,111 @@ func (t *Table) Heartbeat(k state.InstanceKey, token string) (string, time.Time,
 	if !t.leader.Load() {
 		return "", time.Time{}, registry.ErrNotLeader
 	}
-	now := t.now()
-	next := NewToken()
-	s := t.shardFor(k)
-	s.mu.Lock()
-	e := s.entries[k]
-	if e == nil || e.expiring || !now.Before(e.deadline) {
-		s.mu.Unlock()
-		return "", time.Time{}, registry.NotFound("instance %s", k)
+	r := t.renew(k, token, t.now())
+	if r.Err != nil {
+		return "", time.Time{}, r.Err
 	}
-	if subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
-		s.mu.Unlock()
-		return "", time.Time{}, registry.ErrTokenMismatch
-	}
-	regIndex := e.regIndex
-	e.token = next
-	e.lastBeat = now
-	e.deadline = now.Add(e.timeout)
-	deadline := e.deadline
-	s.schedule(k, e)
-	s.mu.Unlock()
-
 	// The rotation must be durable before it is acknowledged, or a restart
 	// would leave the client holding a token the server never heard of. The
 	// journal is written outside the shard lock: only the holder of the
 	// current token can cause the next rotation of this registration, so
 	// rotations of one registration reach the journal in order.
 	if t.journal != nil {
-		if err := t.journal.Append(regIndex, next); err != nil {
-			s.mu.Lock()
-			if e := s.entries[k]; e != nil && e.regIndex == regIndex && e.token == next {
-				e.token = token // undo: the client keeps using the token it sent
-			}
-			s.mu.Unlock()
+		if err := t.journal.Append(r.regIndex, r.Token); err != nil {
+			t.undo(k, r, token)
 			return "", time.Time{}, err
 		}
 	}
-	return next, deadline, nil
+	return r.Token, r.Deadline, nil
+}
+
+// Beat is one heartbeat of a batch.
+type Beat struct {
+	Key   state.InstanceKey
+	Token string
+}
+
+// Renewal is the outcome of one heartbeat of a batch: the next token and
+// deadline, or the error that heartbeat alone would have got.
+type Renewal struct {
+	Token    string
+	Deadline time.Time
+	Err      error
+	regIndex uint64
+}
+
+// HeartbeatBatch renews many registrations at once, each answered on its
+// own as Heartbeat would, with one journal write for the whole batch. If
+// that write fails, every renewal of the batch is undone and fails with it.
+func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
+	out := make([]Renewal, len(beats))
+	if !t.leader.Load() {
+		for i := range out {
+			out[i].Err = registry.ErrNotLeader
+		}
+		return out
+	}
+	now := t.now()
+	var recs []Record
+	for i, b := range beats {
+		out[i] = t.renew(b.Key, b.Token, now)
+		if out[i].Err == nil {
+			recs = append(recs, Record{RegIndex: out[i].regIndex, Token: out[i].Token})
+		}
+	}
+	if t.journal == nil || len(recs) == 0 {
+		return out
+	}
+	var err error
+	if ba, ok := t.journal.(BatchJournal); ok {
+		err = ba.AppendBatch(recs)
+	} else {
+		for _, r := range recs {
+			if err = t.journal.Append(r.RegIndex, r.Token); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		for i, b := range beats {
+			if out[i].Err == nil {
+				t.undo(b.Key, out[i], b.Token)
+				out[i] = Renewal{Err: err}
+			}
+		}
+	}
+	return out
+}
+
+// renew checks and rotates one token in memory.
+func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal {
+	next := NewToken()
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[k]
+	if e == nil || e.expiring || !now.Before(e.deadline) {
+		return Renewal{Err: registry.NotFound("instance %s", k)}
+	}
+	if subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
+		return Renewal{Err: registry.ErrTokenMismatch}
+	}
+	e.token = next
+	e.lastBeat = now
+	e.deadline = now.Add(e.timeout)
+	s.schedule(k, e)
+	return Renewal{Token: next, Deadline: e.deadline, regIndex: e.regIndex}
+}
+
+// undo puts back the token a client sent, after its rotation could not be
+// journaled: the client keeps using the token it has.
+func (t *Table) undo(k state.InstanceKey, r Renewal, sent string) {
+	s := t.shardFor(k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.entries[k]; e != nil && e.regIndex == r.regIndex && e.token == r.Token {
+		e.token = sent
+	}
 }
 
 // Lease is what the table knows of one registration.

@@ -93,7 +93,7 @@ func TestHeartbeaterAndWatcherRideOutARestart(t *testing.T) {
 	first := hb.Instance()
 
 	srv.Stop(t)
-	srv = servertest.Start(t, servertest.Options{DataDir: dir, HTTPAddr: addr})
+	servertest.Start(t, servertest.Options{DataDir: dir, HTTPAddr: addr}) // stopped by its cleanup
 
 	// For two timeouts after the restart, every look finds the same
 	// registration, passing.

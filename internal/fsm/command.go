@@ -24,6 +24,7 @@ const (
 	TypeExpireInstances    Type = 6
 	TypeSetPolicy          Type = 7
 	TypeDeletePolicy       Type = 8
+	TypeSetDefinition      Type = 9
 )
 
 // Command is a state change, stamped by the leader with the time it happened.
@@ -82,6 +83,14 @@ type SetPolicy struct {
 	Policy    api.Policy `json:"policy"`
 }
 
+// SetDefinition stores a service's endpoint definition.
+type SetDefinition struct {
+	Time       time.Time      `json:"time"`
+	Namespace  string         `json:"namespace"`
+	Name       string         `json:"name"`
+	Definition api.Definition `json:"definition"`
+}
+
 // DeletePolicy returns a service to the default policy.
 type DeletePolicy struct {
 	Time      time.Time `json:"time"`
@@ -109,6 +118,7 @@ func (*DeregisterInstance) commandType() Type { return TypeDeregisterInstance }
 func (*ExpireInstances) commandType() Type    { return TypeExpireInstances }
 func (*SetPolicy) commandType() Type          { return TypeSetPolicy }
 func (*DeletePolicy) commandType() Type       { return TypeDeletePolicy }
+func (*SetDefinition) commandType() Type      { return TypeSetDefinition }
 
 // Encode returns the log entry bytes of c: its type tag, then its JSON body.
 func Encode(c Command) ([]byte, error) {
@@ -142,6 +152,8 @@ func Decode(b []byte) (Command, error) {
 		c = &SetPolicy{}
 	case TypeDeletePolicy:
 		c = &DeletePolicy{}
+	case TypeSetDefinition:
+		c = &SetDefinition{}
 	default:
 		return nil, fmt.Errorf("fsm: unknown command type %d", b[0])
 	}

@@ -59,7 +59,7 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil, "empty"},
 		{"unknown type", []byte{0, '{', '}'}, "unknown command type 0"},
-		{"type after the last", []byte{9, '{', '}'}, "unknown command type 9"},
+		{"type after the last", []byte{10, '{', '}'}, "unknown command type 10"},
 		{"bad body", []byte{1, '['}, "decoding command 1"},
 		{"no body", []byte{2}, "decoding command 2"},
 	}

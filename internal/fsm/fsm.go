@@ -85,6 +85,10 @@ func (f *FSM) apply(index uint64, cmd Command) Result {
 	case *SetPolicy:
 		p := c.Policy
 		return Result{Err: f.store.SetPolicy(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name}, &p)}
+	case *SetDefinition:
+		d := c.Definition
+		diff, err := f.store.SetDefinition(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name}, &d)
+		return Result{Value: diff, Err: err}
 	case *DeletePolicy:
 		return Result{Value: f.store.DeletePolicy(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name})}
 	default:

@@ -104,6 +104,11 @@ func (h *Handler) routes() {
 	m.HandleFunc("PUT /v1/services/{ns}/{name}/policy", h.putPolicy)
 	m.HandleFunc("DELETE /v1/services/{ns}/{name}/policy", h.deletePolicy)
 	m.HandleFunc("GET /v1/resolve/{ns}/{name}", h.resolve)
+	m.HandleFunc("PUT /v1/services/{ns}/{name}/definition", h.putDefinition)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/definition", h.getDefinition)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/readiness", h.readiness)
+	m.HandleFunc("GET /v1/services/{ns}/{name}/dependents", h.dependents)
+	m.HandleFunc("GET /v1/graph", h.graph)
 
 	m.HandleFunc("POST /v1/services/{ns}/{name}/instances", h.postInstance)
 	m.HandleFunc("GET /v1/services/{ns}/{name}/instances", h.listInstances)

@@ -24,10 +24,14 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 	}
 	t := s.begin(now)
 	defer t.commit()
-	if old != nil && s.observer != nil {
-		s.observer.InstanceRemoved(old)
+	if old != nil {
+		svc.countInstance(old.RevisionTag, -1)
+		if s.observer != nil {
+			s.observer.InstanceRemoved(old)
+		}
 	}
 	svc.instances[inst.ID] = inst
+	svc.countInstance(inst.RevisionTag, 1)
 	if s.observer != nil {
 		s.observer.InstanceAdded(inst)
 	}
@@ -36,6 +40,7 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 		typ = api.EventInstanceUpdate
 	}
 	t.emit(typ, k.Namespace, k.Name, now, EventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
+	s.backendChanged(t, k)
 	return old != nil, nil
 }
 
@@ -132,11 +137,13 @@ func (s *Store) DeregisterInstance(now time.Time, k InstanceKey) (*Instance, err
 	defer t.commit()
 	s.removeInstance(sk, svc, old)
 	t.emit(api.EventInstanceRemove, k.Namespace, k.Service, now, api.InstanceRemovedPayload{ID: old.ID, RevisionTag: old.RevisionTag})
+	s.backendChanged(t, sk)
 	return old, nil
 }
 
 func (s *Store) removeInstance(k Key, svc *service, inst *Instance) {
 	delete(svc.instances, inst.ID)
+	svc.countInstance(inst.RevisionTag, -1)
 	if s.observer != nil {
 		s.observer.InstanceRemoved(inst)
 	}
@@ -159,6 +166,7 @@ func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
 	t := s.begin(now)
 	defer t.commit()
 	n := 0
+	var touched []Key
 	for _, e := range items {
 		sk := Key{e.Key.Namespace, e.Key.Service}
 		svc := s.services[sk]
@@ -171,7 +179,13 @@ func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
 		}
 		s.removeInstance(sk, svc, inst)
 		t.emit(api.EventInstanceTimeout, sk.Namespace, sk.Name, e.Deadline, api.InstanceRemovedPayload{ID: inst.ID, RevisionTag: inst.RevisionTag, Deadline: e.Deadline})
+		touched = append(touched, sk)
 		n++
+	}
+	// Readiness after the whole batch: an endpoint flips at most once per batch.
+	slices.SortFunc(touched, func(a, b Key) int { return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name)) })
+	for _, k := range slices.Compact(touched) {
+		s.backendChanged(t, k)
 	}
 	return n
 }

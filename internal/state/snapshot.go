@@ -31,12 +31,13 @@ type snapHeader struct {
 }
 
 type snapService struct {
-	Namespace  string      `json:"namespace"`
-	Name       string      `json:"name"`
-	DefaultTag string      `json:"default_tag,omitempty"`
-	Policy     *api.Policy `json:"policy,omitempty"`
-	Revisions  []*Revision `json:"revisions"`
-	Instances  []*Instance `json:"instances"`
+	Namespace  string          `json:"namespace"`
+	Name       string          `json:"name"`
+	DefaultTag string          `json:"default_tag,omitempty"`
+	Policy     *api.Policy     `json:"policy,omitempty"`
+	Definition *api.Definition `json:"definition,omitempty"`
+	Revisions  []*Revision     `json:"revisions"`
+	Instances  []*Instance     `json:"instances"`
 }
 
 // Snapshot captures the Store.
@@ -45,7 +46,7 @@ func (s *Store) Snapshot() *Snapshot {
 	defer s.mu.RUnlock()
 	snap := &Snapshot{events: s.events.all()}
 	for k, svc := range s.services {
-		ss := snapService{Namespace: k.Namespace, Name: k.Name, DefaultTag: svc.defaultTag, Policy: svc.policy}
+		ss := snapService{Namespace: k.Namespace, Name: k.Name, DefaultTag: svc.defaultTag, Policy: svc.policy, Definition: svc.definition}
 		for _, r := range svc.revisions {
 			ss.Revisions = append(ss.Revisions, r)
 		}
@@ -116,7 +117,7 @@ func (s *Store) Restore(r io.Reader) error {
 		if err := dec.Decode(&ss); err != nil {
 			return fmt.Errorf("state: reading snapshot service %d: %w", i, err)
 		}
-		svc := &service{defaultTag: ss.DefaultTag, policy: ss.Policy, revisions: make(map[string]*Revision, len(ss.Revisions)), instances: make(map[string]*Instance, len(ss.Instances))}
+		svc := &service{defaultTag: ss.DefaultTag, policy: ss.Policy, definition: ss.Definition, revisions: make(map[string]*Revision, len(ss.Revisions)), instances: make(map[string]*Instance, len(ss.Instances))}
 		for _, r := range ss.Revisions {
 			svc.revisions[r.Tag] = r
 		}
@@ -145,6 +146,7 @@ func (s *Store) Restore(r io.Reader) error {
 	defer s.mu.Unlock()
 	s.services = services
 	s.events = events
+	s.rebuildReadiness()
 	if s.observer != nil {
 		s.observer.Reset()
 		for _, svc := range services {

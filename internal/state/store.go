@@ -80,10 +80,15 @@ type service struct {
 	defaultTag string
 	instances  map[string]*Instance
 	policy     *api.Policy // nil: the defaults (latest_semver, no routes)
+	definition *api.Definition
+	// Derived, rebuilt on restore: live instances per revision tag, and the
+	// state of each endpoint of the definition.
+	instTags  map[string]int
+	endpoints map[string]*endpointState
 }
 
 func (s *service) empty() bool {
-	return len(s.revisions) == 0 && len(s.instances) == 0 && s.policy == nil
+	return len(s.revisions) == 0 && len(s.instances) == 0 && s.policy == nil && s.definition == nil
 }
 
 func (s *service) tags() []string {
@@ -139,6 +144,7 @@ type Store struct {
 	events   ring
 	notify   chan struct{}
 	observer Observer
+	ready    readiness
 }
 
 // New returns an empty Store that retains the newest retainEvents events
@@ -153,6 +159,7 @@ func New(retainEvents int, obs Observer) *Store {
 		events:   newRing(retainEvents),
 		notify:   make(chan struct{}),
 		observer: obs,
+		ready:    newReadiness(),
 	}
 }
 

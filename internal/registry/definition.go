@@ -340,7 +340,9 @@ func Dependents(defs map[string]*api.Definition, svc string) ([]api.Dependent, [
 		}
 	}
 	direct := slices.Clone(rev[svc])
-	slices.SortFunc(direct, func(a, b api.Dependent) int { return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Endpoint, b.Endpoint)) })
+	slices.SortFunc(direct, func(a, b api.Dependent) int {
+		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Endpoint, b.Endpoint))
+	})
 	direct = slices.Compact(direct)
 	seen := map[string]bool{svc: true}
 	queue := []string{svc}

@@ -16,6 +16,12 @@ const (
 	HeaderRequestID = "X-Request-Id"
 	// HeaderRequester names the caller for revision selection.
 	HeaderRequester = "X-Muster-Requester"
+	// HeaderRoute names the policy route (or "hook") that picked the revision
+	// a GET /v1/services/{ns}/{name} answers with.
+	HeaderRoute = "X-Muster-Route"
+	// HeaderFallback is "true" when that pick had no passing instance and
+	// the default revision was answered instead.
+	HeaderFallback = "X-Muster-Fallback"
 )
 
 // Limits of the API, shared by the server's validation and the SDK.

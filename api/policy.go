@@ -16,14 +16,18 @@ const (
 // (PUT/GET/DELETE /v1/services/{ns}/{name}/policy).
 type Policy struct {
 	// DefaultRule is latest_semver (when empty), latest_stable or manual.
-	DefaultRule string `json:"default_rule,omitempty"`
+	DefaultRule string `json:"default_rule"`
 	// Routes are tried in order; the first whose Match fits picks the
 	// revision. No fitting route: the default revision.
-	Routes []PolicyRoute `json:"routes,omitempty"`
+	Routes []PolicyRoute `json:"routes"`
 	// FallbackToDefault: a picked revision with no passing instance falls
 	// back to the default revision, and the answer says so.
-	FallbackToDefault bool `json:"fallback_to_default,omitempty"`
+	FallbackToDefault bool `json:"fallback_to_default"`
 }
+
+// RouteHook is the route name reported when an embedding program's
+// selection hook picked the revision; no policy route may take it.
+const RouteHook = "hook"
 
 // PolicyRoute picks a revision for the requests its Match fits: exactly one
 // of Revision, Constraint and Split is set.

@@ -1,11 +1,12 @@
 // Package client is the Go SDK of Muster's HTTP API (v1).
 //
-// A [Client] has one typed method per route: revisions, instances, services,
-// the events feed, URL maps and node status. Every method takes a
+// A [Client] has one typed method per route: revisions, selection policies
+// and resolution, instances, services, the events feed, URL maps and node
+// status. Every method takes a
 // [context.Context] first and returns an [*APIError] for any answer that is not
 // 2xx, which matches sentinel errors such as [ErrNotFound] with [errors.Is].
 //
-// On top of the routes sit two long-running helpers:
+// On top of the routes sit three long-running helpers:
 //
 //   - [Heartbeater] registers an instance and keeps it alive: it heartbeats at
 //     about a third of the instance's timeout, rides out server restarts,
@@ -13,6 +14,10 @@
 //   - [Watcher] keeps a local, always-current list of one service's passing
 //     instances: it lists them once and then follows the events feed, so reads
 //     need no round trip.
+//   - [Resolver] keeps the resolutions of one service for a set of callers
+//     (which revision the service's policy picks for each, and its passing
+//     instances) current the same way, resolving again when an event of the
+//     service can change an answer.
 //
 // # Indexes
 //
@@ -150,6 +155,8 @@ type request struct {
 	body   any           // encoded as JSON when not nil
 	out    any           // decoded from a 2xx body when not nil
 	extra  time.Duration // added to the client's timeout (long polls)
+	// respHeader, when not nil, receives the headers of a 2xx answer.
+	respHeader *http.Header
 }
 
 // do sends r and decodes its answer into r.out. It returns the answer's
@@ -171,6 +178,9 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 	idx, err := parseIndex(resp.Header)
 	if err != nil {
 		return 0, err
+	}
+	if r.respHeader != nil {
+		*r.respHeader = resp.Header
 	}
 	if r.out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {

@@ -92,6 +92,17 @@ func TestRoutes(t *testing.T) {
 	reg := api.Registration{Instance: inst, Token: "t1"}
 	next := "m2"
 	ctx := context.Background()
+	policy := api.Policy{
+		DefaultRule: api.RuleLatestStable,
+		Routes: []api.PolicyRoute{{
+			Name: "beta", Match: &api.PolicyMatch{Headers: map[string]string{"X-Channel": "beta"}},
+			Split: []api.SplitEntry{{Revision: "1.0.0", Weight: 90}, {Revision: "2.0.0", Weight: 10}}, Sticky: api.StickyRequester,
+		}},
+		FallbackToDefault: true,
+	}
+	policyJSON := `{"default_rule":"latest_stable","routes":[{"name":"beta","match":{"headers":{"X-Channel":"beta"}},` +
+		`"split":[{"revision":"1.0.0","weight":90},{"revision":"2.0.0","weight":10}],"sticky":"requester"}],"fallback_to_default":true}`
+	resolution := api.Resolution{Revision: rev, Route: "beta", Fallback: true, Instances: []api.Instance{inst}, URLMap: map[string]string{"users": "https://u"}}
 
 	tests := []struct {
 		name     string
@@ -109,7 +120,26 @@ func TestRoutes(t *testing.T) {
 		}, "POST", "/v1/services/acme/web", `{"revision_tag":"1.2.9","is_default":true}`, 201, rev, false},
 		{"GetRevision", func(c *Client) (any, Index, error) {
 			return c.GetRevision(ctx, "acme", "web", GetRevisionOptions{RevisionTag: "1.2.9", Requester: "billing"})
-		}, "GET", "/v1/services/acme/web?revision_tag=1.2.9", "", 200, rev, true},
+		}, "GET", "/v1/services/acme/web?requester=billing&revision_tag=1.2.9", "", 200, rev, true},
+		{"GetRevision by constraint and labels", func(c *Client) (any, Index, error) {
+			return c.GetRevision(ctx, "acme", "web", GetRevisionOptions{Revision: "^1.2", Labels: map[string]string{"env": "prod", "zone": "a b"}})
+		}, "GET", "/v1/services/acme/web?label.env=prod&label.zone=a+b&revision=%5E1.2", "", 200, rev, true},
+		{"GetPolicy", func(c *Client) (any, Index, error) {
+			return c.GetPolicy(ctx, "acme", "web")
+		}, "GET", "/v1/services/acme/web/policy", "", 200, policy, true},
+		{"SetPolicy", func(c *Client) (any, Index, error) {
+			v, err := c.SetPolicy(ctx, "acme", "web", policy)
+			return v, 0, err
+		}, "PUT", "/v1/services/acme/web/policy", policyJSON, 200, policy, false},
+		{"DeletePolicy", func(c *Client) (any, Index, error) {
+			return nil, 0, c.DeletePolicy(ctx, "acme", "web")
+		}, "DELETE", "/v1/services/acme/web/policy", "", 204, nil, false},
+		{"Resolve", func(c *Client) (any, Index, error) {
+			return c.Resolve(ctx, "acme", "web", ResolveOptions{Requester: "billing", Labels: map[string]string{"env": "prod"}})
+		}, "GET", "/v1/resolve/acme/web?label.env=prod&requester=billing", "", 200, resolution, true},
+		{"Resolve by tag escapes the service", func(c *Client) (any, Index, error) {
+			return c.Resolve(ctx, "acme", "web/x", ResolveOptions{RevisionTag: "1.2.9"})
+		}, "GET", "/v1/resolve/acme/web%2Fx?revision_tag=1.2.9", "", 200, resolution, true},
 		{"GetRevision default", func(c *Client) (any, Index, error) {
 			return c.GetRevision(ctx, "acme", "web", GetRevisionOptions{})
 		}, "GET", "/v1/services/acme/web", "", 200, rev, true},
@@ -221,6 +251,16 @@ func TestRequestHeaders(t *testing.T) {
 	}
 	if h := last().Header; h.Get("Content-Type") != "" || h.Get(api.HeaderRequester) != "billing" {
 		t.Errorf("GET headers %v: want no Content-Type and the requester", h)
+	}
+	opts := ResolveOptions{Requester: "search", Headers: http.Header{"X-Channel": {"beta"}, "Accept": {"text/plain"}}}
+	if _, _, err := c.Resolve(t.Context(), "acme", "web", opts); err != nil {
+		t.Fatal(err)
+	}
+	if h := last().Header; h.Get("X-Channel") != "beta" || h.Get(api.HeaderRequester) != "search" || h.Get("Accept") != "application/json" {
+		t.Errorf("Resolve headers %v: want X-Channel, the requester and the client's own Accept", h)
+	}
+	if opts.Headers.Get(api.HeaderRequester) != "" {
+		t.Errorf("Resolve changed the caller's headers: %v", opts.Headers)
 	}
 
 	c2, err := New(srv.URL, WithToken("s3cret"), WithUserAgent("billing/2"))
@@ -376,4 +416,39 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set(t.key, t.value)
 	return t.next.RoundTrip(r)
+}
+
+func TestSelectRevisionReadsHowItChose(t *testing.T) {
+	tests := []struct {
+		name         string
+		route, fb    string // the answer's X-Muster-Route and X-Muster-Fallback
+		wantRoute    string
+		wantFallback bool
+	}{
+		{"the default", "", "", "", false},
+		{"a route", "beta", "", "beta", false},
+		{"a route that fell back", "pin", "true", "pin", true},
+		{"the hook", RouteHook, "", RouteHook, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newMemClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.route != "" {
+					w.Header().Set(headerRoute, tt.route)
+				}
+				if tt.fb != "" {
+					w.Header().Set(headerFallback, tt.fb)
+				}
+				w.Header().Set(api.HeaderIndex, "7")
+				_, _ = io.WriteString(w, `{"namespace":"acme","name":"web","revision_tag":"1.0.0"}`)
+			}))
+			sel, idx, err := c.SelectRevision(t.Context(), "acme", "web", GetRevisionOptions{Requester: "billing"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sel.Revision.RevisionTag != "1.0.0" || sel.Route != tt.wantRoute || sel.Fallback != tt.wantFallback || idx != 7 {
+				t.Errorf("SelectRevision = %+v, index %d; want 1.0.0, route %q, fallback %t, index 7", sel, idx, tt.wantRoute, tt.wantFallback)
+			}
+		})
+	}
 }

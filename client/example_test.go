@@ -17,6 +17,7 @@ import (
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/client"
+	"github.com/muster-registry/muster/server"
 )
 
 // A service registers itself and keeps its registration alive until it
@@ -243,4 +244,140 @@ func reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// A gateway asks once where a caller's request should go: the revision the
+// service's policy picks for it, and that revision's passing instances.
+func ExampleClient_Resolve() {
+	addr, stop := startDevServer() // a real server, in memory
+	defer stop()
+	c, err := client.New(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	seedBeta(ctx, c)
+	_, err = c.SetPolicy(ctx, "acme", "web", api.Policy{
+		Routes: []api.PolicyRoute{{
+			Name:     "beta",
+			Match:    &api.PolicyMatch{Headers: map[string]string{"X-Channel": "beta"}},
+			Revision: "2.0.0-beta.1",
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	res, _, err := c.Resolve(ctx, "acme", "web", client.ResolveOptions{
+		Requester: "search",
+		Headers:   http.Header{"X-Channel": {"beta"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s by route %q: %v\n", res.Revision.RevisionTag, res.Route, instanceIDs(res.Instances))
+	// Output:
+	// 2.0.0-beta.1 by route "beta": [web-b]
+}
+
+// A gateway keeps, for each of its callers, where their requests should go,
+// and follows policy changes without a round trip per request.
+func ExampleResolver() {
+	addr, stop := startDevServer()
+	defer stop()
+	c, err := client.New(addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seedBeta(ctx, c)
+
+	r := client.NewResolver(c, "acme", "web", client.ResolverOptions{},
+		client.ResolveOptions{Requester: "billing"},
+		client.ResolveOptions{Requester: "search", Headers: http.Header{"X-Channel": {"beta"}}},
+	)
+	go func() { _ = r.Run(ctx) }()
+	<-r.Ready()
+	snap := r.Snapshot()
+	printResolutions(snap)
+
+	// An operator opens the beta channel; the resolver follows.
+	_, err = c.SetPolicy(ctx, "acme", "web", api.Policy{
+		Routes: []api.PolicyRoute{{
+			Name:     "beta",
+			Match:    &api.PolicyMatch{Headers: map[string]string{"X-Channel": "beta"}},
+			Revision: "2.0.0-beta.1",
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	<-snap.Changed
+	printResolutions(r.Snapshot())
+
+	// Reads make no round trip.
+	res, err := r.ResolveFor("search")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("search goes to", res.Instances[0].Address)
+	// Output:
+	// billing: 1.0.0 [web-1]
+	// search: 1.0.0 [web-1]
+	// billing: 1.0.0 [web-1]
+	// search: 2.0.0-beta.1 by route beta [web-b]
+	// search goes to 10.0.0.2
+}
+
+func printResolutions(snap client.ResolverSnapshot) {
+	for _, x := range snap.Results {
+		if x.Err != nil {
+			fmt.Printf("%s: %v\n", x.Request.Requester, x.Err)
+			continue
+		}
+		route := ""
+		if x.Resolution.Route != "" {
+			route = " by route " + x.Resolution.Route
+		}
+		fmt.Printf("%s: %s%s %v\n", x.Request.Requester, x.Resolution.Revision.RevisionTag, route, instanceIDs(x.Resolution.Instances))
+	}
+}
+
+// seedBeta registers acme/web 1.0.0 (the default) and 2.0.0-beta.1 (not the
+// default), with one instance each.
+func seedBeta(ctx context.Context, c *client.Client) {
+	no := false
+	for _, rev := range []api.RegisterRevisionRequest{{RevisionTag: "1.0.0"}, {RevisionTag: "2.0.0-beta.1", IsDefault: &no}} {
+		if _, err := c.RegisterRevision(ctx, "acme", "web", rev); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for id, in := range map[string]api.RegisterInstanceRequest{
+		"web-1": {RevisionTag: "1.0.0", Address: "10.0.0.1", Port: 8080},
+		"web-b": {RevisionTag: "2.0.0-beta.1", Address: "10.0.0.2", Port: 8080},
+	} {
+		if _, err := c.PutInstance(ctx, "acme", "web", id, in); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// startDevServer runs a real Muster server in memory, as "muster serve
+// --dev" does, on a free loopback port, and answers its address and a
+// function that stops it.
+func startDevServer() (string, func()) {
+	srv, err := server.New(server.Config{HTTPAddr: "127.0.0.1:0", Dev: true, NodeID: "example"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		log.Fatalf("server stopped before it was ready: %v", err)
+	}
+	return "http://" + srv.Addr(), func() { cancel(); <-done }
 }

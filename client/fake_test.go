@@ -90,7 +90,8 @@ type fakeInstance struct {
 }
 
 // fakeMuster is an in-memory Muster server with the instance, heartbeat,
-// list, events and status routes, as the contract describes them. Instances
+// list, events and status routes, as the contract describes them, and the
+// revision, policy and resolve routes of fake_policy_test.go. Instances
 // expire lazily: every request first removes the instances past their
 // deadline, with an instance.timeout event.
 type fakeMuster struct {
@@ -109,6 +110,8 @@ type fakeMuster struct {
 	// intercept, when set, may answer a request instead of the fake: it
 	// returns true when it did.
 	intercept func(w http.ResponseWriter, r *http.Request) bool
+	services  map[string]*fakeService // by "ns/name"; see fake_policy_test.go
+	rnd       func(n uint64) uint64   // the draw of splits that are not sticky
 }
 
 func newFakeMuster(t *testing.T) *fakeMuster {
@@ -125,6 +128,7 @@ func newFakeMuster(t *testing.T) *fakeMuster {
 		f.mu.Unlock()
 		writeJSON(w, http.StatusOK, st)
 	})
+	f.addPolicyRoutes()
 	return f
 }
 

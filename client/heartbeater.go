@@ -11,7 +11,8 @@ import (
 	"github.com/muster-registry/muster/api"
 )
 
-// Defaults of HeartbeaterOptions (and, for the backoff, of WatcherOptions).
+// Defaults of HeartbeaterOptions (and, for the backoff, of WatcherOptions
+// and ResolverOptions).
 const (
 	DefaultDeregisterTimeout = 5 * time.Second
 	DefaultMinBackoff        = 500 * time.Millisecond
@@ -28,7 +29,7 @@ const minRetryDelay = 100 * time.Millisecond
 var ErrStopped = errors.New("client: heartbeater stopped")
 
 // ErrAlreadyStarted is returned by a second call of Start or Run of a
-// Heartbeater, or of Run of a Watcher.
+// Heartbeater, or of Run of a Watcher or a Resolver.
 var ErrAlreadyStarted = errors.New("client: already started")
 
 // HeartbeatEventKind says what happened in a HeartbeatEvent.

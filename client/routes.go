@@ -24,16 +24,25 @@ func (o ListOptions) query() url.Values {
 	return q
 }
 
-// GetRevisionOptions selects the revision that GetRevision answers.
+// GetRevisionOptions selects the revision that GetRevision and
+// SelectRevision answer. It has the fields of [ResolveOptions], which says
+// what each does; the zero value asks for the revision the service's policy
+// picks for an anonymous caller (the default revision when no route fits).
 type GetRevisionOptions struct {
-	// RevisionTag asks for that revision; empty asks for the default one
-	// (or the one the service's selection policy picks for Requester).
+	// RevisionTag asks for that revision, bypassing the policy.
 	RevisionTag string
 	// Requester names the caller for the selection policy. It is sent as
-	// the X-Muster-Requester header (api.HeaderRequester), not as a query
-	// parameter: the server refuses query parameters it does not know, and
-	// one without selection policies ignores the header.
+	// ?requester= and as the X-Muster-Requester header (api.HeaderRequester).
 	Requester string
+	// Revision asks for the highest revision that satisfies this semver
+	// constraint (such as "^1.2"), bypassing the policy.
+	Revision string
+	// Labels are sent as label.KEY=VALUE query parameters for the policy's
+	// label matches.
+	Labels map[string]string
+	// Headers are sent as request headers for the policy's header matches,
+	// such as X-Channel: beta.
+	Headers http.Header
 }
 
 // InstanceListOptions filters and pages ListInstances.
@@ -73,23 +82,14 @@ func (c *Client) RegisterRevision(ctx context.Context, ns, name string, req api.
 	return out, err
 }
 
-// GetRevision answers the default revision of ns/name, the one that the
-// service's policy picks for opts.Requester, or the one tagged
-// opts.RevisionTag (GET /v1/services/{ns}/{name}).
+// GetRevision answers the revision of ns/name that opts asks for (GET
+// /v1/services/{ns}/{name}): the one tagged opts.RevisionTag, the highest
+// satisfying opts.Revision, or else the one the service's policy picks for
+// the caller that opts describes (the default revision when no route fits).
+// [Client.SelectRevision] also says which route picked it.
 func (c *Client) GetRevision(ctx context.Context, ns, name string, opts GetRevisionOptions) (api.Revision, Index, error) {
-	var out api.Revision
-	p, err := escapePath("/services/{}/{}", ns, name)
-	if err != nil {
-		return out, 0, err
-	}
-	q := url.Values{}
-	setString(q, "revision_tag", opts.RevisionTag)
-	r := request{method: http.MethodGet, path: p, query: q, out: &out}
-	if opts.Requester != "" {
-		r.header = http.Header{api.HeaderRequester: {opts.Requester}}
-	}
-	idx, err := c.do(ctx, r)
-	return out, idx, err
+	s, idx, err := c.SelectRevision(ctx, ns, name, opts)
+	return s.Revision, idx, err
 }
 
 // ListRevisions lists the revisions of ns/name, newest semantic version first

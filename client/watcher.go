@@ -15,7 +15,8 @@ import (
 	"github.com/muster-registry/muster/api"
 )
 
-// DefaultWatchWait is how long one long poll of a Watcher waits for an event.
+// DefaultWatchWait is how long one long poll of a Watcher or a Resolver waits
+// for an event.
 const DefaultWatchWait = 60 * time.Second
 
 // watchedTypes are the events that change a service's set of instances.
@@ -98,16 +99,7 @@ type Watcher struct {
 // NewWatcher returns a watcher of the passing instances of ns/service. It
 // does nothing until Run.
 func NewWatcher(c *Client, ns, service string, opts WatcherOptions) *Watcher {
-	if opts.Wait <= 0 {
-		opts.Wait = DefaultWatchWait
-	}
-	opts.Wait = min(opts.Wait, api.MaxWaitSeconds*time.Second)
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = DefaultMinBackoff
-	}
-	if opts.MaxBackoff < opts.MinBackoff {
-		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
-	}
+	opts.Wait, opts.MinBackoff, opts.MaxBackoff = followDefaults(opts.Wait, opts.MinBackoff, opts.MaxBackoff)
 	return &Watcher{
 		c: c, ns: ns, service: service, opts: opts,
 		ready:     make(chan struct{}),
@@ -145,54 +137,26 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.started = true
 	w.mu.Unlock()
 
-	bo := backoff{initial: w.opts.MinBackoff, max: w.opts.MaxBackoff}
-	var after uint64
-	listed := false
-	compacted := false // a 410 came since the last answered poll
-	for ctx.Err() == nil {
-		if !listed {
+	f := follower{
+		c: w.c,
+		query: EventQuery{
+			Namespace: w.ns, Service: w.service, Types: watchedTypes(), Wait: w.opts.Wait,
+		},
+		bo:     backoff{initial: w.opts.MinBackoff, max: w.opts.MaxBackoff},
+		report: w.report,
+		sync: func(ctx context.Context) (Index, error) {
 			insts, idx, err := w.list(ctx)
 			if err != nil {
-				w.fail(ctx, err, &bo)
-				continue
+				return 0, err
 			}
 			w.replace(insts, idx)
-			after, listed = uint64(idx), true
-			continue
-		}
-		q := EventQuery{
-			Namespace: w.ns, Service: w.service, Types: watchedTypes(),
-			After: after, Wait: w.opts.Wait,
-		}
-		list, err := w.c.Events(ctx, q)
-		switch {
-		case errors.Is(err, ErrEventsCompacted):
-			listed = false
-			w.report(err)
-			// Relist at once; but a feed that stays compacted right after a
-			// list (an index the server cannot follow) must not loop hot.
-			if compacted {
-				sleep(ctx, bo.next())
-			}
-			compacted = true
-		case err != nil:
-			w.fail(ctx, err, &bo)
-		default:
-			compacted = false
-			bo.reset()
-			after = w.apply(list, after)
-		}
+			return idx, nil
+		},
+		apply: func(_ context.Context, list api.EventList, after uint64) (uint64, error) {
+			return w.apply(list, after), nil
+		},
 	}
-	return ctx.Err()
-}
-
-// fail reports err and waits a backoff, unless ctx is done.
-func (w *Watcher) fail(ctx context.Context, err error, bo *backoff) {
-	if ctx.Err() != nil {
-		return
-	}
-	w.report(err)
-	sleep(ctx, bo.next())
+	return f.run(ctx)
 }
 
 func (w *Watcher) report(err error) {

@@ -76,8 +76,13 @@ func splitService(arg string) (ns, name string, err error) {
 	return ns, name, nil
 }
 
-// parseMeta parses repeated k=v flags.
+// parseMeta parses repeated --meta k=v flags.
 func parseMeta(pairs []string) (map[string]string, error) {
+	return parsePairs("--meta", pairs)
+}
+
+// parsePairs parses the values of a repeated KEY=VALUE flag.
+func parsePairs(flag string, pairs []string) (map[string]string, error) {
 	if len(pairs) == 0 {
 		return nil, nil
 	}
@@ -85,7 +90,7 @@ func parseMeta(pairs []string) (map[string]string, error) {
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return nil, fmt.Errorf("--meta %q must be KEY=VALUE", p)
+			return nil, fmt.Errorf("%s %q must be KEY=VALUE", flag, p)
 		}
 		md[k] = v
 	}

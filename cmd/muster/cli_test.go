@@ -43,8 +43,15 @@ func TestMain(m *testing.M) {
 // run runs the binary against addr and returns stdout, stderr and the exit code.
 func run(t *testing.T, addr string, args ...string) (string, string, int) {
 	t.Helper()
+	return runWithInput(t, addr, "", args...)
+}
+
+// runWithInput is run with stdin.
+func runWithInput(t *testing.T, addr, stdin string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.Command(binary, append([]string{"--addr", addr}, args...)...)
 	var out, errb bytes.Buffer
+	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code := 0

@@ -46,14 +46,21 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 	register.Flags().BoolVar(&isDefault, "default", false, "make it the default (--default=false keeps it non-default); without the flag the default rule decides")
 	register.Flags().StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable)")
 
-	var tag, requester string
+	var sel selectionFlags
 	get := &cobra.Command{
-		Use:     "get NS/NAME",
-		Short:   "Get the default revision, or the one named by --tag",
-		Example: "  muster revisions get my-org/my-service\n  muster revisions get my-org/my-service --tag 1.2.9",
-		Args:    cobra.ExactArgs(1),
+		Use:   "get NS/NAME",
+		Short: "Get the revision the policy picks for a caller, or the one named by --tag or --revision",
+		Example: `  muster revisions get my-org/my-service
+  muster revisions get my-org/my-service --tag 1.2.9
+  muster revisions get my-org/my-service --revision '^1.2'
+  muster revisions get my-org/my-service --requester billing --header 'X-Channel: beta'`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, name, err := splitService(args[0])
+			if err != nil {
+				return err
+			}
+			opts, err := sel.options()
 			if err != nil {
 				return err
 			}
@@ -61,15 +68,14 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rev, _, err := c.GetRevision(cmd.Context(), ns, name, client.GetRevisionOptions{RevisionTag: tag, Requester: requester})
+			rev, _, err := c.GetRevision(cmd.Context(), ns, name, client.GetRevisionOptions(opts))
 			if err != nil {
 				return err
 			}
 			return printRevisions(g.printer(cmd), rev)
 		},
 	}
-	get.Flags().StringVar(&tag, "tag", "", "revision tag (default: the default revision)")
-	get.Flags().StringVar(&requester, "requester", "", "name of the requester, for selection policies")
+	sel.register(get)
 
 	list := &cobra.Command{
 		Use:     "list NS/NAME",

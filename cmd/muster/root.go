@@ -15,6 +15,8 @@ Run a server with "muster serve"; the other commands talk to one at --addr.`,
 		Example: `  muster serve
   muster revisions register my-org/my-service 1.2.9 --default
   muster instances register my-org/my-service --id web-1 --heartbeat
+  muster policy set my-org/my-service -f policy.json
+  muster resolve my-org/my-service --requester billing
   muster events --follow`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -22,6 +24,6 @@ Run a server with "muster serve"; the other commands talk to one at --addr.`,
 	}
 	g := &globals{}
 	g.register(root)
-	root.AddCommand(newServeCmd(), newRevisionsCmd(g), newInstancesCmd(g), newServicesCmd(g), newEventsCmd(g), newStatusCmd(g))
+	root.AddCommand(newServeCmd(), newRevisionsCmd(g), newInstancesCmd(g), newServicesCmd(g), newPolicyCmd(g), newResolveCmd(g), newEventsCmd(g), newStatusCmd(g))
 	return root
 }

@@ -12,12 +12,6 @@ import (
 	"github.com/muster-registry/muster/internal/state"
 )
 
-// Headers that say how GET /v1/services/{ns}/{name} chose its answer.
-const (
-	headerRoute    = "X-Muster-Route"
-	headerFallback = "X-Muster-Fallback"
-)
-
 func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) {
 	k, err := serviceKey(r)
 	if err != nil {
@@ -143,11 +137,15 @@ func (h *Handler) choose(r *http.Request, k state.Key, q query) (choice, uint64,
 			return choice{}, idx, registry.NotFound("revision of %s satisfying %q", k, constraint)
 		}
 	default:
-		req := api.SelectionRequest{Requester: requester, Headers: r.Header, Labels: labels(q)}
+		lbls, err := labels(q)
+		if err != nil {
+			return choice{}, idx, err
+		}
+		req := api.SelectionRequest{Requester: requester, Headers: r.Header, Labels: lbls}
 		picked := ""
 		if h.selectHook != nil {
 			if t, ok := h.selectHook(k.Namespace, k.Name, sel.Revisions, req); ok {
-				picked, c.route = t, "hook"
+				picked, c.route = t, api.RouteHook
 			}
 		}
 		if picked == "" {
@@ -174,17 +172,20 @@ func (h *Handler) choose(r *http.Request, k state.Key, q query) (choice, uint64,
 	return c, idx, nil
 }
 
-func labels(q query) map[string]string {
+func labels(q query) (map[string]string, error) {
 	var out map[string]string
 	for k, vs := range q.v {
-		if name, ok := strings.CutPrefix(k, "label."); ok && len(vs) > 0 {
+		if name, ok := strings.CutPrefix(k, "label."); ok {
+			if len(vs) != 1 {
+				return nil, badRequest("query parameter %q is given %d times; give it once", k, len(vs))
+			}
 			if out == nil {
 				out = map[string]string{}
 			}
 			out[name] = vs[0]
 		}
 	}
-	return out
+	return out, nil
 }
 
 // passingOf returns the passing instances of one revision of a service.
@@ -221,10 +222,10 @@ func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.route != "" {
-		w.Header().Set(headerRoute, c.route)
+		w.Header().Set(api.HeaderRoute, c.route)
 	}
 	if c.fallback {
-		w.Header().Set(headerFallback, "true")
+		w.Header().Set(api.HeaderFallback, "true")
 	}
 	writeJSON(w, http.StatusOK, c.rev)
 }

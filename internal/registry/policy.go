@@ -59,6 +59,9 @@ func validateRoute(r *api.PolicyRoute, f string, tags []string) error {
 	if !routeNameRe.MatchString(r.Name) {
 		return Invalid(f+".name", "%q must be 1-64 letters, digits or '_.-', starting with a letter or digit", r.Name)
 	}
+	if r.Name == api.RouteHook {
+		return Invalid(f+".name", "%q is reserved for the embedding program's selection hook", r.Name)
+	}
 	ways := 0
 	for _, set := range []bool{r.Revision != "", r.Constraint != "", len(r.Split) > 0} {
 		if set {

@@ -35,6 +35,7 @@ func TestValidatePolicy(t *testing.T) {
 		{"two ways", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Constraint: "^1"}), "routes[0]"},
 		{"no way", route(api.PolicyRoute{Name: "x"}), "routes[0]"},
 		{"bad name", route(api.PolicyRoute{Name: "", Revision: "1.2.9"}), "routes[0].name"},
+		{"reserved name", route(api.PolicyRoute{Name: "hook", Revision: "1.2.9"}), "routes[0].name"},
 		{"sticky without split", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Sticky: "requester"}), "routes[0].sticky"},
 		{"unknown sticky", route(api.PolicyRoute{Name: "x", Split: []api.SplitEntry{{Revision: "1.2.9", Weight: 1}}, Sticky: "ip"}), "routes[0].sticky"},
 		{"bad header name", route(api.PolicyRoute{Name: "x", Revision: "1.2.9", Match: &api.PolicyMatch{Headers: map[string]string{"X Channel": "b"}}}), "routes[0].match.headers"},

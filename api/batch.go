@@ -2,8 +2,13 @@ package api
 
 import "time"
 
-// MaxBatchHeartbeats is the most heartbeats in one POST /v1/heartbeats.
-const MaxBatchHeartbeats = 1000
+// Limits of POST /v1/heartbeats: the most heartbeats in one batch, and the
+// body limit of that route (the only one above MaxBodyBytes, since a full
+// batch does not fit 64 KiB).
+const (
+	MaxBatchHeartbeats = 5000
+	MaxBatchBodyBytes  = 1 << 20
+)
 
 // BatchHeartbeatRequest is the body of POST /v1/heartbeats: heartbeats of
 // many instances, for an agent that fronts them.

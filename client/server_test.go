@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,18 @@ func TestHeartbeatBatchAgainstTheServer(t *testing.T) {
 	}
 	if _, err := c.Heartbeat(ctx, "acme", "web", "b", beats[1].Token); !errors.Is(err, client.ErrTokenMismatch) {
 		t.Errorf("spent token after a batch = %v", err)
+	}
+	// A full batch fits the route's body limit (larger than other routes').
+	full := make([]api.BatchHeartbeat, api.MaxBatchHeartbeats)
+	for i := range full {
+		full[i] = api.BatchHeartbeat{Namespace: "acme", Service: "web", ID: fmt.Sprintf("ghost-%04d", i), Token: "AAAAAAAAAAAAAAAAAAAAAA"}
+	}
+	res, err = c.HeartbeatBatch(ctx, full)
+	if err != nil || len(res) != len(full) || res[len(res)-1].Error == nil || res[len(res)-1].Error.Type != api.ErrNotFound {
+		t.Fatalf("full batch: %d results, %v", len(res), err)
+	}
+	if _, err := c.HeartbeatBatch(ctx, append(full, full[0])); !errors.Is(err, client.ErrValidation) {
+		t.Errorf("a batch over the limit = %v, want a validation error", err)
 	}
 	if _, err := c.HeartbeatBatch(ctx, nil); !errors.Is(err, client.ErrValidation) {
 		t.Errorf("empty batch = %v, want a validation error", err)

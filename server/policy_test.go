@@ -275,8 +275,11 @@ func TestEmbeddingHooks(t *testing.T) {
 	srv, err := server.New(server.Config{
 		Dev: true, HTTPAddr: "127.0.0.1:0",
 		SelectRevision: func(ns, name string, revs []api.Revision, req api.SelectionRequest) (string, bool) {
-			if req.Requester == "vip" {
+			switch req.Requester {
+			case "vip":
 				return revs[len(revs)-1].RevisionTag, true // the oldest semver
+			case "ghost":
+				return "9.9.9", true // not a revision of the service: ignored
 			}
 			return "", false
 		},
@@ -313,6 +316,13 @@ func TestEmbeddingHooks(t *testing.T) {
 	if got := defaultTag(t, base, "acme/web"); got != "0.9.0-lts" {
 		t.Fatalf("IsDefault hook ignored: default %q", got)
 	}
+	// A re-post without is_default never moves the default, hook or not.
+	yes := true
+	must(t, call(t, "POST", base+"/v1/services/acme/web", api.RegisterRevisionRequest{RevisionTag: "3.0.0", IsDefault: &yes}, nil, nil), http.StatusOK)
+	must(t, call(t, "POST", base+"/v1/services/acme/web", api.RegisterRevisionRequest{RevisionTag: "1.5.0-lts"}, nil, nil), http.StatusOK)
+	if got := defaultTag(t, base, "acme/web"); got != "3.0.0" {
+		t.Fatalf("a re-post moved the default to %q", got)
+	}
 	must(t, call(t, "PUT", base+"/v1/services/acme/web/policy", `{"routes":[{"name":"all","revision":"2.0.0"}]}`, nil, nil), http.StatusOK)
 	var rev api.Revision
 	resp := call(t, "GET", base+"/v1/services/acme/web?requester=vip", nil, nil, &rev)
@@ -322,5 +332,9 @@ func TestEmbeddingHooks(t *testing.T) {
 	call(t, "GET", base+"/v1/services/acme/web?requester=other", nil, nil, &rev)
 	if rev.RevisionTag != "2.0.0" {
 		t.Fatalf("the hook deferred but the policy was not used: %s", rev.RevisionTag)
+	}
+	resp = call(t, "GET", base+"/v1/services/acme/web?requester=ghost", nil, nil, &rev)
+	if rev.RevisionTag != "2.0.0" || resp.Header.Get(api.HeaderRoute) != "all" {
+		t.Fatalf("a hook pick of an unknown revision was not replaced by the policy: %s via %q", rev.RevisionTag, resp.Header.Get(api.HeaderRoute))
 	}
 }

@@ -320,7 +320,11 @@ func (s *Server) followLeadership() {
 			return
 		case leader := <-s.node.LeaderChanges():
 			if leader {
-				if err := s.node.Barrier(30 * time.Second); err != nil {
+				err, stopped := s.unlessStopped(func() error { return s.node.Barrier(30 * time.Second) })
+				if stopped {
+					return
+				}
+				if err != nil {
 					s.log.Error("leader barrier failed; not taking heartbeats", "err", err)
 					continue
 				}
@@ -343,7 +347,14 @@ func (s *Server) proposeExpiries() {
 		case <-s.stop:
 			return
 		case batch := <-s.leases.Expired():
-			res, err := proposer{s}.Propose(&fsm.ExpireInstances{Time: time.Now().UTC().Truncate(time.Millisecond), Items: batch})
+			var res fsm.Result
+			err, stopped := s.unlessStopped(func() (err error) {
+				res, err = proposer{s}.Propose(&fsm.ExpireInstances{Time: time.Now().UTC().Truncate(time.Millisecond), Items: batch})
+				return err
+			})
+			if stopped {
+				return
+			}
 			if err != nil {
 				s.log.Warn("committing expiries failed; retrying", "instances", len(batch), "retry_in", pause, "err", err)
 				select {
@@ -360,6 +371,21 @@ func (s *Server) proposeExpiries() {
 			s.metrics.Expired.Add(float64(n))
 			s.log.Debug("expired instances", "count", n)
 		}
+	}
+}
+
+// unlessStopped runs wait in a goroutine of its own and returns its error,
+// or gives up when the server stops. Raft does not answer a future that was
+// queued just as it shut down, so a background goroutine must not wait on
+// one unconditionally: shutdown would wait for it forever.
+func (s *Server) unlessStopped(wait func() error) (err error, stopped bool) {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err, false
+	case <-s.stop:
+		return nil, true
 	}
 }
 

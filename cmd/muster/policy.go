@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/client"
+	"github.com/muster-registry/muster/internal/strictjson"
 )
 
 func newPolicyCmd(g *globals) *cobra.Command {
@@ -138,6 +140,11 @@ func readPolicy(cmd *cobra.Command, file string) (api.Policy, error) {
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return p, fmt.Errorf("%s: no policy: the input is empty", src)
+	}
+	// The server's own strictness: unknown fields with their path, field
+	// names in another case, repeated keys.
+	if _, err := strictjson.Check(raw, reflect.TypeOf(&p)); err != nil {
+		return p, fmt.Errorf("%s: not a policy: %v", src, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

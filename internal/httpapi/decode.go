@@ -14,6 +14,7 @@ import (
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
+	"github.com/muster-registry/muster/internal/strictjson"
 )
 
 // decode reads the request body into v strictly: unknown fields, field names
@@ -26,11 +27,11 @@ func decode(r *http.Request, v any) (map[string]bool, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errTooLarge
+			return nil, tooLarge(mbe.Limit)
 		}
 		return nil, badRequest("reading the request body: %v", err)
 	}
-	present, err := checkKeys(body, reflect.TypeOf(v))
+	present, err := strictjson.Check(body, reflect.TypeOf(v))
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +110,9 @@ func parseQuery(r *http.Request, known ...string) (query, error) {
 			}
 		}
 		if !ok {
+			if len(known) == 0 {
+				return query{}, badRequest("unknown query parameter %q (this route takes no query parameters)", k)
+			}
 			return query{}, badRequest("unknown query parameter %q (this route takes: %s)", k, strings.Join(known, ", "))
 		}
 	}

@@ -28,7 +28,11 @@ func invalidJSON(format string, args ...any) error {
 	return &httpError{http.StatusBadRequest, api.ErrInvalidJSON, "The request body is not valid JSON.", fmt.Sprintf(format, args...)}
 }
 
-var errTooLarge = &httpError{http.StatusRequestEntityTooLarge, api.ErrRequestTooLarge, "Request body too large.", fmt.Sprintf("bodies are limited to %d bytes", api.MaxBodyBytes)}
+var errTooLarge = tooLarge(api.MaxBodyBytes)
+
+func tooLarge(limit int64) error {
+	return &httpError{http.StatusRequestEntityTooLarge, api.ErrRequestTooLarge, "Request body too large.", fmt.Sprintf("bodies of this route are limited to %d bytes", limit)}
+}
 
 // answer is the one place where an error becomes a status, a stable type and
 // a message. Unknown errors are internal: their text is logged, never shown.

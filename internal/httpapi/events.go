@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -163,7 +162,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 			// Mid-stream the status is sent; say why the stream ends, in the error shape.
 			_, body, _ := answer(err)
 			body.RequestID = w.Header().Get(api.HeaderRequestID)
-			b, _ := json.Marshal(body)
+			b := marshal(body)
 			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 			_ = rc.Flush()
 			return
@@ -177,7 +176,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 			started = true
 		}
 		for i := range evs {
-			b, _ := json.Marshal(&evs[i])
+			b := marshal(&evs[i])
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", evs[i].ID, evs[i].Type, b); err != nil {
 				return
 			}

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -160,11 +161,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rw.status, "duration", h.now().Sub(start))
 	}()
 
-	if r.ContentLength > api.MaxBodyBytes {
-		h.writeError(rw, r, errTooLarge)
+	limit := int64(api.MaxBodyBytes)
+	if r.URL.Path == "/v1/heartbeats" {
+		limit = api.MaxBatchBodyBytes // a full batch does not fit 64 KiB
+	}
+	if r.ContentLength > limit {
+		h.writeError(rw, r, tooLarge(limit))
 		return
 	}
-	r.Body = http.MaxBytesReader(rw, r.Body, api.MaxBodyBytes)
+	r.Body = http.MaxBytesReader(rw, r.Body, limit)
 
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		h.noRoute(rw, r)
@@ -234,6 +239,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false) // constraints such as ">=2.0.0" stay readable
 	_ = enc.Encode(v)
+}
+
+// marshal encodes v on one line without HTML escaping, as writeJSON does.
+func marshal(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func setIndex(w http.ResponseWriter, idx uint64) {

@@ -155,8 +155,14 @@ func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
 	}
 	cmd := &fsm.PatchInstance{Time: h.stamp(), Key: ik, Patch: p}
 	if inst, _, err := h.store.Instance(ik); err == nil {
-		// A patch does not renew the lease: its event shows the lease as it is.
-		if l, ok := h.leases.Get(ik, inst.RegIndex); ok {
+		// A patch does not renew the lease: its event shows the lease as it
+		// is. A registration past its deadline is dead, as for a heartbeat.
+		l, ok := h.leases.Get(ik, inst.RegIndex)
+		if ok && !l.Passing(h.now()) {
+			h.writeError(w, r, registry.NotFound("instance %s (past its deadline)", ik))
+			return
+		}
+		if ok {
 			cmd.LastBeat, cmd.Deadline = l.LastBeat.UTC().Truncate(time.Millisecond), l.Deadline.UTC().Truncate(time.Millisecond)
 		}
 	}

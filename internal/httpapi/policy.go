@@ -145,7 +145,11 @@ func (h *Handler) choose(r *http.Request, k state.Key, q query) (choice, uint64,
 		picked := ""
 		if h.selectHook != nil {
 			if t, ok := h.selectHook(k.Namespace, k.Name, sel.Revisions, req); ok {
-				picked, c.route = t, api.RouteHook
+				if _, known := sel.Revision(t); known {
+					picked, c.route = t, api.RouteHook
+				} else {
+					h.log.Warn("selection hook picked a revision the service does not have; using the policy", "service", k.String(), "revision", t)
+				}
 			}
 		}
 		if picked == "" {
@@ -216,6 +220,9 @@ func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, idx, err := h.choose(r, k, q)
+	if idx == 0 {
+		idx = h.store.Index() // refused before the state was read
+	}
 	setIndex(w, idx)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -242,6 +249,9 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, idx, err := h.choose(r, k, q)
+	if idx == 0 {
+		idx = h.store.Index() // refused before the state was read
+	}
 	setIndex(w, idx)
 	if err != nil {
 		h.writeError(w, r, err)
@@ -260,6 +270,11 @@ func (h *Handler) isDefaultHook(k state.Key, req api.RegisterRevisionRequest) (*
 	existing, _, err := h.store.Revisions(k)
 	if err != nil && !errors.Is(err, registry.ErrNotFound) {
 		return nil, err
+	}
+	for _, r := range existing {
+		if r.RevisionTag == req.RevisionTag {
+			return nil, nil // a re-post without is_default never moves the default
+		}
 	}
 	if v, ok := h.defaultHook(k.Namespace, k.Name, req, existing); ok {
 		return &v, nil

@@ -172,7 +172,16 @@ func (t *Table) InstanceAdded(inst *state.Instance) {
 			tok = r
 		}
 	}
-	e := &entry{regIndex: inst.RegIndex, token: tok, timeout: timeout, lastBeat: now, deadline: now.Add(timeout)}
+	// A new registration's lease starts at its command's time, so the
+	// instance.join event and the answer agree on the deadline. A
+	// registration replayed from an old log gets a deadline in the past
+	// here, which is harmless: only a leader reaps, and promotion resets
+	// every deadline to now + timeout first.
+	start := inst.RegisteredAt
+	if start.IsZero() || start.After(now) {
+		start = now
+	}
+	e := &entry{regIndex: inst.RegIndex, token: tok, timeout: timeout, lastBeat: start, deadline: start.Add(timeout)}
 	s.entries[k] = e
 	s.schedule(k, e)
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"reflect"
 	"time"
 
 	"github.com/muster-registry/muster/api"
@@ -20,6 +21,9 @@ func (s *Store) SetPolicy(now time.Time, k Key, p *api.Policy) error {
 	}
 	if err := registry.ValidatePolicy(p, tags); err != nil {
 		return err
+	}
+	if svc := s.services[k]; svc != nil && svc.policy != nil && reflect.DeepEqual(svc.policy, p) {
+		return nil // the same policy again: nothing changes, nothing is said
 	}
 	t := s.begin(now)
 	defer t.commit()

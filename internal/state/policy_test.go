@@ -56,6 +56,11 @@ func TestPolicyRulesDecideTheDefault(t *testing.T) {
 	if got := defaultOf(t, st, k); got != "1.1.0" {
 		t.Fatalf("latest_stable default = %q, want 1.1.0", got)
 	}
+	// The same policy again changes nothing and says nothing.
+	before := st.Index()
+	if err := st.SetPolicy(at(10), k, &api.Policy{DefaultRule: api.RuleLatestStable}); err != nil || st.Index() != before {
+		t.Fatalf("an unchanged policy wrote events (index %d → %d, %v)", before, st.Index(), err)
+	}
 	if got := typesAfter(t, st, idx); len(got) != 2 || got[0] != api.EventServiceUpdate || got[1] != api.EventRevisionDefault {
 		t.Fatalf("events of the rule change = %v", got)
 	}

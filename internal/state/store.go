@@ -9,6 +9,7 @@
 package state
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"slices"
@@ -190,12 +191,15 @@ func (s *Store) begin(now time.Time) *txn { return &txn{s: s, now: now} }
 // emit records an event of the write. The payload is encoded here so that the
 // stored bytes are fixed by the write, not by later changes.
 func (t *txn) emit(typ, ns, svc string, at time.Time, payload any) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // ">=2.0.0" stays readable in payloads
+	if err := enc.Encode(payload); err != nil {
 		// Payloads are our own structs; failing to encode one is a bug that
 		// would make replicas diverge if we carried on.
 		panic("state: encoding event payload: " + err.Error())
 	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	t.events = append(t.events, api.Event{Type: typ, Namespace: ns, Service: svc, Time: at, Payload: raw})
 }
 

@@ -1,4 +1,8 @@
-package httpapi
+// Package strictjson finds what encoding/json accepts silently but a strict
+// API must refuse: unknown fields (with their full path), field names in
+// another case than their tag, and repeated keys. The server and the command
+// line use it, so a file the CLI accepts is one the server accepts.
+package strictjson
 
 import (
 	"bytes"
@@ -11,17 +15,19 @@ import (
 	"github.com/muster-registry/muster/internal/registry"
 )
 
-// checkKeys walks a JSON document alongside the Go type it will be decoded
-// into and refuses what encoding/json would silently accept: a field name in
+// Check walks a JSON document alongside the Go type it will be decoded into
+// and refuses, as a registry.FieldError naming the field's path, what
+// encoding/json would silently accept: an unknown field, a field name in
 // another case than its tag ("Revision_Tag"), and a key given twice (where
-// the last would win). It returns the keys present at the top level. Unknown
-// fields are left to DisallowUnknownFields; syntax errors to the decoder.
-func checkKeys(data []byte, t reflect.Type) (map[string]bool, error) {
+// the last would win). It returns the top-level keys whose value is not
+// null, so a caller can tell "absent" from "zero". Syntax errors are left to
+// the decoder that runs next.
+func Check(data []byte, t reflect.Type) (map[string]bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	present := map[string]bool{}
 	var ke *keyError
-	if err := walk(dec, t, "", present); errors.As(err, &ke) {
+	if _, err := walk(dec, t, "", present); errors.As(err, &ke) {
 		return nil, registry.Invalid(ke.field, "%s", ke.reason)
 	}
 	// Syntax problems are reported by the decoder that runs next.
@@ -32,17 +38,18 @@ type keyError struct{ field, reason string }
 
 func (e *keyError) Error() string { return e.field + ": " + e.reason }
 
-func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) error {
+// walk checks one JSON value; it reports whether the value was null.
+func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) (bool, error) {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	tok, err := dec.Token()
 	if err != nil {
-		return err
+		return false, err
 	}
 	delim, ok := tok.(json.Delim)
 	if !ok {
-		return nil
+		return tok == nil, nil
 	}
 	switch delim {
 	case '[':
@@ -51,12 +58,12 @@ func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) e
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := walk(dec, elem, fmt.Sprintf("%s[%d]", path, i), nil); err != nil {
-				return err
+			if _, err := walk(dec, elem, fmt.Sprintf("%s[%d]", path, i), nil); err != nil {
+				return false, err
 			}
 		}
 		_, err = dec.Token()
-		return err
+		return false, err
 	case '{':
 		fields := map[string]reflect.Type{}
 		isStruct := t != nil && t.Kind() == reflect.Struct
@@ -70,7 +77,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) e
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
-				return err
+				return false, err
 			}
 			key, _ := kt.(string)
 			field := key
@@ -78,32 +85,34 @@ func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) e
 				field = path + "." + key
 			}
 			if seen[key] {
-				return &keyError{field, "is given more than once"}
+				return false, &keyError{field, "is given more than once"}
 			}
 			seen[key] = true
-			if top != nil {
-				top[key] = true
-			}
 			next := mapElem
 			if isStruct {
 				ft, exact := fields[key]
 				if !exact {
 					for name := range fields {
 						if strings.EqualFold(name, key) {
-							return &keyError{field, fmt.Sprintf("unknown field (did you mean %q? field names are case-sensitive)", name)}
+							return false, &keyError{field, fmt.Sprintf("unknown field (did you mean %q? field names are case-sensitive)", name)}
 						}
 					}
+					return false, &keyError{field, "unknown field"}
 				}
 				next = ft
 			}
-			if err := walk(dec, next, field, nil); err != nil {
-				return err
+			null, err := walk(dec, next, field, nil)
+			if err != nil {
+				return false, err
+			}
+			if top != nil && !null {
+				top[key] = true
 			}
 		}
 		_, err = dec.Token()
-		return err
+		return false, err
 	}
-	return nil
+	return false, nil
 }
 
 // jsonFields lists a struct's JSON field names and types, following

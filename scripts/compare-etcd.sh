@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# compare-etcd.sh: muster bench vs the same scenarios against etcd.
+#
+# Installs Debian's etcd-server if etcd is missing (needs root for apt-get),
+# starts etcd on loopback ports in a temporary directory, runs register,
+# heartbeat and lookup on both sides (muster: its embedded durable server),
+# prints both and the ratios, and cleans up.
+#
+#   scripts/compare-etcd.sh                      # 64 clients, 1,000 instances, 10 s each
+#   CONCURRENCY=32 INSTANCES=5000 DURATION=20s scripts/compare-etcd.sh
+set -euo pipefail
+
+CONCURRENCY=${CONCURRENCY:-64}
+INSTANCES=${INSTANCES:-1000}
+DURATION=${DURATION:-10s}
+SCENARIOS=${SCENARIOS:-"register heartbeat lookup"}
+ETCD_PORT=${ETCD_PORT:-23790}
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+etcd_pid=
+cleanup() {
+	if [[ -n $etcd_pid ]]; then kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+if ! command -v etcd >/dev/null; then
+	echo "installing etcd-server (apt-get)..." >&2
+	sudo=; [[ $(id -u) -ne 0 ]] && sudo=sudo
+	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq etcd-server >/dev/null
+fi
+# Debian's package starts a system etcd on 2379: ours uses its own ports.
+
+echo "building muster and etcd-bench..." >&2
+(cd "$root" && go build -o "$work/muster" ./cmd/muster)
+(cd "$root/bench" && go build -o "$work/etcd-bench" .)
+
+etcd --name bench --data-dir "$work/etcd" \
+	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+	--initial-cluster "bench=http://127.0.0.1:$((ETCD_PORT + 1))" >"$work/etcd.log" 2>&1 &
+etcd_pid=$!
+for _ in $(seq 100); do
+	if curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; then break; fi
+	sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null || { cat "$work/etcd.log" >&2; exit 1; }
+echo "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_PORT; $CONCURRENCY clients, $INSTANCES instances, $DURATION per scenario" >&2
+
+field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(r[sys.argv[1]])' "$1"; }
+
+printf '%-10s %-7s %12s %9s %9s %9s %7s\n' SCENARIO SIDE OPS/S P50_MS P99_MS MAX_MS ERRORS
+declare -A mus etc
+for s in $SCENARIOS; do
+	m=$("$work/muster" bench -o json --scenario "$s" --concurrency "$CONCURRENCY" --instances "$INSTANCES" --duration "$DURATION")
+	e=$("$work/etcd-bench" -o json -endpoints "127.0.0.1:$ETCD_PORT" -scenario "$s" -concurrency "$CONCURRENCY" -instances "$INSTANCES" -duration "$DURATION")
+	for side in muster etcd; do
+		j=$m; [[ $side == etcd ]] && j=$e
+		printf '%-10s %-7s %12.0f %9.2f %9.2f %9.2f %7d\n' "$s" "$side" \
+			"$(field ops_per_s <<<"$j")" "$(field p50_ms <<<"$j")" "$(field p99_ms <<<"$j")" "$(field max_ms <<<"$j")" "$(field errors <<<"$j")"
+	done
+	mus[$s]=$m; etc[$s]=$e
+done
+echo
+printf '%-10s %16s %16s\n' SCENARIO 'OPS/S muster/etcd' 'P99 etcd/muster'
+for s in $SCENARIOS; do
+	printf '%-10s %15.2fx %15.2fx\n' "$s" \
+		"$(python3 -c "print($(field ops_per_s <<<"${mus[$s]}") / $(field ops_per_s <<<"${etc[$s]}"))")" \
+		"$(python3 -c "print($(field p99_ms <<<"${etc[$s]}") / max($(field p99_ms <<<"${mus[$s]}"), 1e-9))")"
+done

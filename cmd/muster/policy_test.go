@@ -179,8 +179,10 @@ func TestBadPolicyIsOneLineOnStderr(t *testing.T) {
 		args   []string // instead of policy set with the policy
 		want   string
 	}{
-		{"unknown field", `{"routes": [{"name": "x", "revision": "1.0.0", "weigth": 3}]}`, false, nil, `unknown field "weigth"`},
-		{"unknown field on stdin", `{"rules": []}`, true, nil, `stdin: not a policy: unknown field "rules"`},
+		{"unknown field", `{"routes": [{"name": "x", "revision": "1.0.0", "weigth": 3}]}`, false, nil, `routes[0].weigth: unknown field`},
+		{"unknown field on stdin", `{"rules": []}`, true, nil, `stdin: not a policy: rules: unknown field`},
+		{"field name in another case", `{"Routes": []}`, false, nil, `Routes: unknown field (did you mean "routes"?`},
+		{"repeated key", `{"default_rule": "manual", "default_rule": "latest_semver"}`, false, nil, "default_rule: is given more than once"},
 		{"unknown revision", `{"routes": [{"name": "x", "revision": "9.9.9"}]}`, false, nil, "routes[0].revision"},
 		{"two ways to pick", `{"routes": [{"name": "x", "revision": "1.0.0", "constraint": "^1"}]}`, false, nil, "exactly one of revision, constraint and split"},
 		{"weights of zero", `{"routes": [{"name": "x", "split": [{"revision": "1.0.0", "weight": 0}]}]}`, false, nil, "add up to 0"},

@@ -57,6 +57,16 @@ func (p printer) doc(v any) error {
 	return err
 }
 
+// docs writes each value as a JSON document on its own line.
+func docs[T any](p printer, values []T) error {
+	for _, v := range values {
+		if err := p.doc(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // table writes a header and rows, aligned.
 func (p printer) table(header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)

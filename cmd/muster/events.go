@@ -72,12 +72,7 @@ func eventRow(ev api.Event) []string {
 
 func printEvents(p printer, evs ...api.Event) error {
 	if p.json {
-		for _, ev := range evs {
-			if err := p.doc(ev); err != nil {
-				return err
-			}
-		}
-		return nil
+		return docs(p, evs)
 	}
 	rows := make([][]string, 0, len(evs))
 	for _, ev := range evs {

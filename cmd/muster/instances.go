@@ -208,12 +208,7 @@ func runSidecar(cmd *cobra.Command, c *client.Client, ns, name string, req api.R
 
 func printInstances(p printer, insts ...api.Instance) error {
 	if p.json {
-		for _, in := range insts {
-			if err := p.doc(in); err != nil {
-				return err
-			}
-		}
-		return nil
+		return docs(p, insts)
 	}
 	rows := make([][]string, 0, len(insts))
 	for _, in := range insts {

@@ -131,12 +131,7 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 
 func printRevisions(p printer, revs ...api.Revision) error {
 	if p.json {
-		for _, r := range revs {
-			if err := p.doc(r); err != nil {
-				return err
-			}
-		}
-		return nil
+		return docs(p, revs)
 	}
 	rows := make([][]string, 0, len(revs))
 	for _, r := range revs {

@@ -40,12 +40,7 @@ func newServicesCmd(g *globals) *cobra.Command {
 			}
 			p := g.printer(cmd)
 			if p.json {
-				for _, s := range all {
-					if err := p.doc(s); err != nil {
-						return err
-					}
-				}
-				return nil
+				return docs(p, all)
 			}
 			rows := make([][]string, 0, len(all))
 			for _, s := range all {

@@ -208,16 +208,18 @@ func (h *Handler) passingOf(k state.Key, tag string) []api.Instance {
 	return out
 }
 
-func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
+// selection runs the shared part of the selecting routes: parse, choose,
+// set the index; it writes the error and reports false when there is one.
+func (h *Handler) selection(w http.ResponseWriter, r *http.Request) (state.Key, choice, bool) {
 	k, err := serviceKey(r)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return k, choice{}, false
 	}
 	q, err := parseQuery(r, selectionParams...)
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return k, choice{}, false
 	}
 	c, idx, err := h.choose(r, k, q)
 	if idx == 0 {
@@ -226,6 +228,14 @@ func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
 	setIndex(w, idx)
 	if err != nil {
 		h.writeError(w, r, err)
+		return k, choice{}, false
+	}
+	return k, c, true
+}
+
+func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
+	_, c, ok := h.selection(w, r)
+	if !ok {
 		return
 	}
 	if c.route != "" {
@@ -238,23 +248,8 @@ func (h *Handler) getRevision(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) {
-	k, err := serviceKey(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	q, err := parseQuery(r, selectionParams...)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	c, idx, err := h.choose(r, k, q)
-	if idx == 0 {
-		idx = h.store.Index() // refused before the state was read
-	}
-	setIndex(w, idx)
-	if err != nil {
-		h.writeError(w, r, err)
+	k, c, ok := h.selection(w, r)
+	if !ok {
 		return
 	}
 	urls, _, _ := h.buildURLMap(k.Namespace)

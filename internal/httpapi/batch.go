@@ -50,6 +50,9 @@ func (h *Handler) heartbeats(w http.ResponseWriter, r *http.Request) {
 		}
 		if rn.Err != nil {
 			results[i].Error = itemError(rn.Err)
+			if results[i].Error.Type == api.ErrInternal {
+				h.log.Error("batch heartbeat failed", "request_id", w.Header().Get(api.HeaderRequestID), "instance", beats[j].Key.String(), "err", rn.Err)
+			}
 			continue
 		}
 		results[i] = api.BatchHeartbeatResult{Token: rn.Token, ExpiresAt: rn.Deadline.UTC().Truncate(time.Millisecond)}

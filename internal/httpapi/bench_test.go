@@ -33,3 +33,21 @@ func BenchmarkWriteInstanceList(b *testing.B) {
 		writeJSON(w, http.StatusOK, body)
 	}
 }
+
+// BenchmarkWriteInstanceListFast is BenchmarkWriteInstanceList with the
+// hand-written encoder that listInstances uses.
+func BenchmarkWriteInstanceListFast(b *testing.B) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	insts := make([]api.Instance, 100)
+	for i := range insts {
+		insts[i] = api.Instance{Namespace: "bench", Service: "svc", ID: fmt.Sprintf("i-%05d", i), Address: "10.0.0.1", Port: 8080,
+			Tags: []string{"bench"}, HeartbeatTimeout: 30, Status: api.StatusPassing, RegisteredAt: now, LastHeartbeatAt: now, ExpiresAt: now}
+	}
+	body := list(insts, 1000, nil)
+	h := &Handler{}
+	w := &discardWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	for b.Loop() {
+		h.writeInstanceList(w, http.StatusOK, body)
+	}
+}

@@ -6,11 +6,13 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/rand"
+	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -72,6 +74,7 @@ type Handler struct {
 	defaultHook IsDefaultFunc
 	mux         *http.ServeMux
 	drain       chan struct{}
+	bufs        bufPool // encoding buffers of instance lists
 }
 
 // New returns the API handler.
@@ -144,8 +147,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = newRequestID()
 	}
 	w.Header().Set(api.HeaderRequestID, id)
-	rw := &statusWriter{ResponseWriter: w}
+	rw := &statusWriter{ResponseWriter: w, req: r}
 	defer func() {
+		rw.routing = false
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
@@ -158,7 +162,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if h.metrics != nil {
 			h.metrics.observeRequest(r.Pattern, rw.status, h.now().Sub(start))
 		}
-		h.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rw.status, "duration", h.now().Sub(start))
+		// Checked first: the arguments of a disabled Debug still cost allocations.
+		if h.log.Enabled(context.Background(), slog.LevelDebug) {
+			h.log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "status", rw.status, "duration", h.now().Sub(start))
+		}
 	}()
 
 	limit := int64(api.MaxBodyBytes)
@@ -171,46 +178,79 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(rw, r.Body, limit)
 
-	if _, pattern := h.mux.Handler(r); pattern == "" {
-		h.noRoute(rw, r)
-		return
-	}
+	// Route once: the mux's own answer for a request that matches no route
+	// (404, 405, or a redirect to a cleaned path that matches none either)
+	// is recorded by rw instead of sent, and answered in the API's shape.
+	rw.routing = true
 	h.mux.ServeHTTP(rw, r)
+	rw.routing = false
+	if r.Pattern == "" {
+		h.noRoute(rw, r, &rw.fallback)
+	}
 }
 
-// noRoute answers a request that matches no pattern: 405 with Allow when the
-// path exists for other methods, else 404.
-func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request) {
-	handler, _ := h.mux.Handler(r)
-	probe := &probeWriter{header: make(http.Header)}
-	handler.ServeHTTP(probe, r)
-	if probe.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", probe.header.Get("Allow"))
+// noRoute answers a request that matches no pattern, given what the mux
+// itself answered: 405 with Allow when the path exists for other methods,
+// else 404.
+func (h *Handler) noRoute(w http.ResponseWriter, r *http.Request, mux *probeWriter) {
+	if mux.status == http.StatusMethodNotAllowed {
+		allow := mux.Header().Get("Allow")
+		w.Header().Set("Allow", allow)
 		h.writeError(w, r, &httpError{http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "Method not allowed.",
-			fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, probe.header.Get("Allow"))})
+			fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)})
 		return
 	}
 	h.writeError(w, r, &httpError{http.StatusNotFound, api.ErrNotFound, "Not found.", fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 }
 
-// probeWriter records what the mux's own 404/405 handler would answer.
+// probeWriter records what the mux's own 404/405 handler answers.
 type probeWriter struct {
 	header http.Header
 	status int
 }
 
-func (p *probeWriter) Header() http.Header         { return p.header }
-func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (p *probeWriter) WriteHeader(s int)           { p.status = s }
+func (p *probeWriter) Header() http.Header {
+	if p.header == nil {
+		p.header = make(http.Header)
+	}
+	return p.header
+}
 
-// statusWriter remembers the status for metrics and logs.
+func (p *probeWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+func (p *probeWriter) WriteHeader(s int) {
+	if p.status == 0 {
+		p.status = s
+	}
+}
+
+// statusWriter remembers the status for metrics and logs. While routing,
+// it diverts to fallback what the mux answers by itself for a request that
+// matches no route (the mux leaves Pattern empty for those), so that
+// ServeHTTP can answer it in the API's shape.
 type statusWriter struct {
 	http.ResponseWriter
-	status int
-	wrote  bool
+	status   int
+	wrote    bool
+	req      *http.Request
+	routing  bool
+	fallback probeWriter
+}
+
+func (s *statusWriter) unrouted() bool { return s.routing && s.req.Pattern == "" }
+
+func (s *statusWriter) Header() http.Header {
+	if s.unrouted() {
+		return s.fallback.Header()
+	}
+	return s.ResponseWriter.Header()
 }
 
 func (s *statusWriter) WriteHeader(code int) {
+	if s.unrouted() {
+		s.fallback.WriteHeader(code)
+		return
+	}
 	if !s.wrote {
 		s.status, s.wrote = code, true
 	}
@@ -218,6 +258,9 @@ func (s *statusWriter) WriteHeader(code int) {
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.unrouted() {
+		return s.fallback.Write(b)
+	}
 	if !s.wrote {
 		s.status, s.wrote = http.StatusOK, true
 	}
@@ -227,10 +270,16 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush on the real writer.
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
+// newRequestID returns 24 hex digits. A request id only has to be unique
+// enough to find a request in the logs, not secret: the runtime's
+// per-thread generator (math/rand/v2) is enough, and much cheaper.
 func newRequestID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var raw [12]byte
+	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
+	binary.LittleEndian.PutUint32(raw[8:], rand.Uint32())
+	var out [24]byte
+	hex.Encode(out[:], raw[:])
+	return string(out[:])
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -61,3 +61,43 @@ func TestPanicBecomes500(t *testing.T) {
 		t.Fatalf("after a panic, health = %d", rec.Code)
 	}
 }
+
+// Requests that match no route get the API's error shape and only the
+// headers of that shape (none of the mux's own plain-text answer); a path
+// that matches a route once cleaned is still redirected.
+func TestNoRoute(t *testing.T) {
+	leases, err := lease.New(lease.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Store: state.New(0, leases), Leases: leases})
+	cases := []struct {
+		name, method, path string
+		status             int
+		typ, allow, loc    string
+	}{
+		{"unknown path", http.MethodGet, "/v1/nothing", http.StatusNotFound, api.ErrNotFound, "", ""},
+		{"wrong method", http.MethodDelete, "/v1/health", http.StatusMethodNotAllowed, api.ErrMethodNotAllowed, "GET, HEAD", ""},
+		{"unclean path, no route", http.MethodGet, "/v1/nothing/../else", http.StatusNotFound, api.ErrNotFound, "", ""},
+		{"unclean path of a route", http.MethodGet, "/v1//health", http.StatusTemporaryRedirect, "", "", "/v1/health"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+			if rec.Code != tc.status || rec.Header().Get("Allow") != tc.allow || rec.Header().Get("Location") != tc.loc {
+				t.Fatalf("status %d, Allow %q, Location %q; headers %v", rec.Code, rec.Header().Get("Allow"), rec.Header().Get("Location"), rec.Header())
+			}
+			if tc.typ == "" {
+				return
+			}
+			var body api.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body.Type != tc.typ {
+				t.Fatalf("body %q, %v", rec.Body.String(), err)
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" || rec.Header().Get("X-Content-Type-Options") != "" {
+				t.Fatalf("headers of the mux's answer leaked: %v", rec.Header())
+			}
+		})
+	}
+}

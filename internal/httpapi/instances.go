@@ -281,7 +281,7 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 		func(v api.Instance, m string) bool { return v.ID > m },
 		func(v api.Instance) string { return v.ID })
 	setIndex(w, idx)
-	writeJSON(w, http.StatusOK, list(page, limit, next))
+	h.writeInstanceList(w, http.StatusOK, list(page, limit, next))
 }
 
 // hasAll reports whether have contains every tag of want.

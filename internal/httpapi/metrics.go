@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,51 @@ type Metrics struct {
 	Expired prometheus.Counter
 	// CommitLatency observes how long proposals take to commit and apply.
 	CommitLatency prometheus.Histogram
+
+	// The children of the vectors, per label values: a map read per request
+	// instead of hashing label values in the vector (and formatting the code).
+	byRoute  childCache[routeCode, routeMetrics]
+	byResult childCache[string, prometheus.Counter]
+}
+
+type routeCode struct {
+	route string
+	code  int
+}
+
+type routeMetrics struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// childCache remembers the child metric of each combination of label
+// values. A child is created on first use, as WithLabelValues would, so
+// /metrics shows the same series as without the cache.
+//
+// Concurrency: safe for concurrent use.
+type childCache[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+func (c *childCache[K, V]) get(k K, create func() V) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[k]; ok {
+		return v
+	}
+	if c.m == nil {
+		c.m = make(map[K]V)
+	}
+	v = create()
+	c.m[k] = v
+	return v
 }
 
 // NewMetrics returns the metrics, with Go runtime and process collectors,
@@ -71,8 +117,11 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.latency.WithLabelValues(route).Observe(d.Seconds())
+	rm := m.byRoute.get(routeCode{route, status}, func() routeMetrics {
+		return routeMetrics{m.requests.WithLabelValues(route, strconv.Itoa(status)), m.latency.WithLabelValues(route)}
+	})
+	rm.requests.Inc()
+	rm.latency.Observe(d.Seconds())
 }
 
 func (m *Metrics) heartbeat(err error) {
@@ -88,5 +137,5 @@ func (m *Metrics) heartbeat(err error) {
 	default:
 		result = "error"
 	}
-	m.heartbeats.WithLabelValues(result).Inc()
+	m.byResult.get(result, func() prometheus.Counter { return m.heartbeats.WithLabelValues(result) }).Inc()
 }

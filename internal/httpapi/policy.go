@@ -144,7 +144,7 @@ func (h *Handler) choose(r *http.Request, k state.Key, q query) (choice, uint64,
 		req := api.SelectionRequest{Requester: requester, Headers: r.Header, Labels: lbls}
 		picked := ""
 		if h.selectHook != nil {
-			if t, ok := h.selectHook(k.Namespace, k.Name, sel.Revisions, req); ok {
+			if t, ok := h.selectHook(k.Namespace, k.Name, sel.Revisions, req); ok && t != "" {
 				if _, known := sel.Revision(t); known {
 					picked, c.route = t, api.RouteHook
 				} else {

@@ -391,3 +391,28 @@ func TestBatchTokensSurviveARestart(t *testing.T) {
 		heartbeat(t, tb2, b.Key(), out[1].Token)
 	})
 }
+
+// A heartbeat that cannot be journaled renews nothing: the deadline stays
+// where it was, so the instance still expires on time.
+func TestUnjournaledHeartbeatKeepsTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{Journal: failingJournal{}})
+		defer tb.SetLeader(false)
+		tb.SetLeader(true)
+		a := instance("web-a", 3, 3)
+		tb.InstanceAdded(a)
+		before, _ := tb.Get(a.Key(), a.RegIndex)
+		time.Sleep(time.Second)
+		if _, _, err := tb.Heartbeat(a.Key(), a.Token); err == nil {
+			t.Fatal("heartbeat acknowledged without the journal")
+		}
+		after, _ := tb.Get(a.Key(), a.RegIndex)
+		if !after.Deadline.Equal(before.Deadline) || !after.LastBeat.Equal(before.LastBeat) {
+			t.Fatalf("lease moved from %+v to %+v", before, after)
+		}
+		b := nextBatch(t, tb, 3*time.Second)
+		if len(b) != 1 || !b[0].Deadline.Equal(before.Deadline.UTC().Truncate(time.Millisecond)) {
+			t.Fatalf("expiry %+v, want the original deadline %s", b, before.Deadline)
+		}
+	})
+}

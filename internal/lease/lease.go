@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"hash/maphash"
 	"log/slog"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,10 @@ type Table struct {
 type shard struct {
 	mu      sync.Mutex
 	entries map[state.InstanceKey]*entry
+	// tokens is the shard's source of rotated tokens: a ChaCha8 stream
+	// seeded from crypto/rand (a CSPRNG, so tokens stay unguessable), read
+	// under mu, without the cost of a crypto/rand read per heartbeat.
+	tokens *mrand.ChaCha8
 	// wheel maps a deadline tick to the keys whose deadline fell in it when
 	// it was set. Entries are not removed when a deadline moves: the reaper
 	// checks the entry's current deadline, and drops stale references.
@@ -112,6 +117,9 @@ func New(opts Options) (*Table, error) {
 		t.batch = DefaultBatch
 	}
 	for i := range t.shards {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go 1.24+)
+		t.shards[i].tokens = mrand.NewChaCha8(seed)
 		t.shards[i].entries = make(map[state.InstanceKey]*entry)
 		t.shards[i].wheel = make(map[int64][]wheelRef)
 	}
@@ -150,7 +158,20 @@ func (s *shard) schedule(k state.InstanceKey, e *entry) {
 func NewToken() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return encodeToken(b)
+}
+
+// nextToken is NewToken from the shard's stream; s.mu must be held.
+func (s *shard) nextToken() string {
+	var b [16]byte
+	_, _ = s.tokens.Read(b[:]) // ChaCha8.Read never fails
+	return encodeToken(b)
+}
+
+func encodeToken(b [16]byte) string {
+	var out [tokenBytes]byte
+	base64.RawURLEncoding.Encode(out[:], b[:])
+	return string(out[:])
 }
 
 // InstanceAdded starts tracking a registration, or takes a new timeout for
@@ -248,6 +269,8 @@ type Renewal struct {
 	Deadline time.Time
 	Err      error
 	regIndex uint64
+	// the lease before the renewal, to put back if it cannot be journaled
+	prevBeat, prevDeadline time.Time
 }
 
 // HeartbeatBatch renews many registrations at once, each answered on its
@@ -295,7 +318,6 @@ func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
 
 // renew checks and rotates one token in memory.
 func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal {
-	next := NewToken()
 	s := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -306,21 +328,27 @@ func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal 
 	if subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
 		return Renewal{Err: registry.ErrTokenMismatch}
 	}
+	next := s.nextToken()
+	r := Renewal{Token: next, regIndex: e.regIndex, prevBeat: e.lastBeat, prevDeadline: e.deadline}
 	e.token = next
 	e.lastBeat = now
 	e.deadline = now.Add(e.timeout)
 	s.schedule(k, e)
-	return Renewal{Token: next, Deadline: e.deadline, regIndex: e.regIndex}
+	r.Deadline = e.deadline
+	return r
 }
 
-// undo puts back the token a client sent, after its rotation could not be
-// journaled: the client keeps using the token it has.
+// undo puts back the lease as it was before a renewal that could not be
+// journaled: the client keeps using the token it has, and a heartbeat that
+// was answered with an error renews nothing. (The wheel keeps a stale
+// reference to the later deadline; the reaper skips stale references.)
 func (t *Table) undo(k state.InstanceKey, r Renewal, sent string) {
 	s := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.entries[k]; e != nil && e.regIndex == r.regIndex && e.token == r.Token {
-		e.token = sent
+		e.token, e.lastBeat, e.deadline = sent, r.prevBeat, r.prevDeadline
+		s.schedule(k, e)
 	}
 }
 

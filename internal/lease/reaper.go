@@ -59,6 +59,9 @@ func (t *Table) resetDeadlines() {
 		s.mu.Lock()
 		s.wheel = make(map[int64][]wheelRef)
 		for k, e := range s.entries {
+			// The last beat is unknown after a restart; show the moment the
+			// deadline was pushed, so expires_at - timeout = last_heartbeat_at.
+			e.lastBeat = now
 			e.deadline = now.Add(e.timeout)
 			e.expiring = false
 			s.schedule(k, e)

@@ -31,6 +31,7 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 		}
 	}
 	svc.instances[inst.ID] = inst
+	svc.sorted.Store(nil)
 	svc.countInstance(inst.RevisionTag, 1)
 	if s.observer != nil {
 		s.observer.InstanceAdded(inst)
@@ -111,6 +112,7 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 	t := s.begin(now)
 	defer t.commit()
 	svc.instances[k.ID] = &n
+	svc.sorted.Store(nil)
 	if s.observer != nil && n.HeartbeatTimeout != old.HeartbeatTimeout {
 		// Same registration, new timeout: the lease table keeps the token and
 		// takes the new timeout from the next heartbeat on.
@@ -143,6 +145,7 @@ func (s *Store) DeregisterInstance(now time.Time, k InstanceKey) (*Instance, err
 
 func (s *Store) removeInstance(k Key, svc *service, inst *Instance) {
 	delete(svc.instances, inst.ID)
+	svc.sorted.Store(nil)
 	svc.countInstance(inst.RevisionTag, -1)
 	if s.observer != nil {
 		s.observer.InstanceRemoved(inst)
@@ -203,7 +206,8 @@ func (s *Store) Instance(k InstanceKey) (*Instance, uint64, error) {
 }
 
 // Instances returns the registrations of a service sorted by id, and whether
-// the service exists.
+// the service exists. The slice is shared with other readers until the
+// service's instances change: the caller must not modify it.
 func (s *Store) Instances(k Key) ([]*Instance, uint64, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -211,7 +215,12 @@ func (s *Store) Instances(k Key) ([]*Instance, uint64, bool) {
 	if svc == nil {
 		return nil, s.events.last, false
 	}
-	return sortedInstances(svc), s.events.last, true
+	if p := svc.sorted.Load(); p != nil {
+		return *p, s.events.last, true
+	}
+	insts := sortedInstances(svc)
+	svc.sorted.Store(&insts)
+	return insts, s.events.last, true
 }
 
 // NamespaceInstances returns every registration in a namespace with the

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/muster-registry/muster/api"
@@ -86,6 +87,11 @@ type service struct {
 	// state of each endpoint of the definition.
 	instTags  map[string]int
 	endpoints map[string]*endpointState
+	// sorted caches the instances sorted by id for reads. Writers, holding
+	// the write lock, clear it on every change of instances; the first read
+	// after, holding the read lock, fills it (concurrent readers may both
+	// build it, to the same result). A stored slice is never modified.
+	sorted atomic.Pointer[[]*Instance]
 }
 
 func (s *service) empty() bool {

@@ -23,9 +23,20 @@ import (
 // null, so a caller can tell "absent" from "zero". Syntax errors are left to
 // the decoder that runs next.
 func Check(data []byte, t reflect.Type) (map[string]bool, error) {
+	present := map[string]bool{}
+	if s := (scanner{data: data}); s.check(t, present) {
+		return present, nil
+	}
+	// Something to refuse, or something the scanner leaves to the walk.
+	clear(present)
+	return walkCheck(data, t, present)
+}
+
+// walkCheck is Check by json.Decoder tokens: the reference that the
+// scanner's answers must agree with.
+func walkCheck(data []byte, t reflect.Type, present map[string]bool) (map[string]bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	present := map[string]bool{}
 	var ke *keyError
 	if _, err := walk(dec, t, "", present); errors.As(err, &ke) {
 		return nil, registry.Invalid(ke.field, "%s", ke.reason)

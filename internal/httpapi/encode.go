@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+)
+
+// An instance list is the largest answer on the hottest read (a lookup), and
+// encoding/json spends most of its time there on reflection and on three
+// time.Time MarshalJSON calls per instance. appendInstanceList writes the
+// same bytes by hand: field order, escaping (HTML characters unescaped, as
+// writeJSON does), sorted map keys, null for nil slices and maps, and times
+// as time.Time.MarshalJSON writes them. TestInstanceListEncoding holds it to
+// encoding/json's output.
+
+// bufPool recycles encoding buffers of the handler.
+type bufPool struct{ p sync.Pool }
+
+func (p *bufPool) get() *[]byte {
+	if b, ok := p.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 4096)
+	return &b
+}
+
+// put keeps buffers of ordinary size; one grown by a huge answer is left to
+// the collector rather than held for ever.
+func (p *bufPool) put(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return
+	}
+	*b = (*b)[:0]
+	p.p.Put(b)
+}
+
+// writeInstanceList writes a page of instances as writeJSON would, with a
+// hand-written encoder.
+func (h *Handler) writeInstanceList(w http.ResponseWriter, status int, l api.List[api.Instance]) {
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
+	b, ok := appendInstanceList((*buf)[:0], l)
+	if !ok {
+		writeJSON(w, status, l) // a time encoding/json refuses: answer exactly as it would
+		return
+	}
+	*buf = b
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// appendInstanceList appends l and a newline, as json.Encoder.Encode does;
+// ok is false for a time that RFC 3339 cannot represent.
+func appendInstanceList(b []byte, l api.List[api.Instance]) (_ []byte, ok bool) {
+	b = append(b, `{"values":`...)
+	if l.Values == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range l.Values {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, ok = appendInstance(b, &l.Values[i]); !ok {
+				return b, false
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"metadata":{"count":`...)
+	b = strconv.AppendInt(b, int64(l.Metadata.Count), 10)
+	b = append(b, `,"limit":`...)
+	b = strconv.AppendInt(b, int64(l.Metadata.Limit), 10)
+	b = append(b, `,"next_marker":`...)
+	if l.Metadata.NextMarker == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, *l.Metadata.NextMarker)
+	}
+	return append(b, "}}\n"...), true
+}
+
+func appendInstance(b []byte, v *api.Instance) (_ []byte, ok bool) {
+	b = append(b, `{"namespace":`...)
+	b = appendString(b, v.Namespace)
+	b = append(b, `,"service":`...)
+	b = appendString(b, v.Service)
+	b = append(b, `,"id":`...)
+	b = appendString(b, v.ID)
+	b = append(b, `,"revision_tag":`...)
+	b = appendString(b, v.RevisionTag)
+	b = append(b, `,"address":`...)
+	b = appendString(b, v.Address)
+	b = append(b, `,"port":`...)
+	b = strconv.AppendInt(b, int64(v.Port), 10)
+	b = append(b, `,"public_url":`...)
+	b = appendString(b, v.PublicURL)
+	b = append(b, `,"endpoints":`...)
+	b = appendStrings(b, v.Endpoints)
+	b = append(b, `,"tags":`...)
+	b = appendStrings(b, v.Tags)
+	b = append(b, `,"metadata":`...)
+	b = appendStringMap(b, v.Metadata)
+	b = append(b, `,"heartbeat_timeout":`...)
+	b = strconv.AppendInt(b, int64(v.HeartbeatTimeout), 10)
+	b = append(b, `,"status":`...)
+	b = appendString(b, v.Status)
+	if b, ok = appendTime(b, `,"registered_at":`, v.RegisteredAt); !ok {
+		return b, false
+	}
+	if b, ok = appendTime(b, `,"last_heartbeat_at":`, v.LastHeartbeatAt); !ok {
+		return b, false
+	}
+	if b, ok = appendTime(b, `,"expires_at":`, v.ExpiresAt); !ok {
+		return b, false
+	}
+	return append(b, '}'), true
+}
+
+// appendTime appends key and t as time.Time.MarshalJSON writes it (RFC 3339
+// with the nanoseconds that are not zero, in t's own offset).
+func appendTime(b []byte, key string, t time.Time) (_ []byte, ok bool) {
+	b = append(b, key...)
+	b = append(b, '"')
+	b, err := t.AppendText(b)
+	return append(b, '"'), err == nil
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendStringMap writes the keys sorted, as encoding/json does.
+func appendStringMap(b []byte, m map[string]string) []byte {
+	if m == nil {
+		return append(b, "null"...)
+	}
+	var stack [16]string
+	keys := stack[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, m[k])
+	}
+	return append(b, '}')
+}
+
+// appendString quotes s. Printable ASCII other than '"' and '\' is copied
+// as is; any other string (control characters, non-ASCII, which
+// encoding/json may rewrite) is quoted by encoding/json itself.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s)
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/lease"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// BenchmarkServeHeartbeat is one heartbeat through the whole handler
+// (middleware, routing, strict decoding, lease, answer), without the network
+// and without a journal.
+func BenchmarkServeHeartbeat(b *testing.B) {
+	leases, err := lease.New(lease.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	leases.SetLeader(true)
+	tok := lease.NewToken()
+	leases.InstanceAdded(&state.Instance{Namespace: "bench", Service: "svc", ID: "i-1", HeartbeatTimeout: 120, RegIndex: 1, Token: tok, RegisteredAt: time.Now()})
+	h := New(Config{Store: state.New(0, leases), Leases: leases, Metrics: NewMetrics(nil)})
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/services/bench/svc/instances/i-1/heartbeat", strings.NewReader(`{"token":"`+tok+`"}`))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		body := rec.Body.String()
+		if rec.Code != http.StatusOK || len(body) < 10+22 {
+			b.Fatalf("%d %s", rec.Code, body)
+		}
+		tok = body[10 : 10+22] // {"token":"…"
+	}
+}
+
+// BenchmarkDecodeBatch strictly decodes a batch of 500 heartbeats, the body
+// of POST /v1/heartbeats as muster bench sends it.
+func BenchmarkDecodeBatch(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(`{"heartbeats":[`)
+	for i := range 500 {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, `{"namespace":"bench","service":"batch-%d","id":"i-%05d","token":"%s"}`, i%10, i, lease.NewToken())
+	}
+	sb.WriteString(`]}`)
+	body := sb.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		var req api.BatchHeartbeatRequest
+		r := httptest.NewRequest(http.MethodPost, "/v1/heartbeats", strings.NewReader(body))
+		if _, err := decode(r, &req); err != nil || len(req.Heartbeats) != 500 {
+			b.Fatal(err)
+		}
+	}
+}

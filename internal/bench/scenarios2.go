@@ -140,18 +140,17 @@ func (b *bench) batch(ctx context.Context, res *Result) error {
 		return err
 	}
 	res.PrepareS, res.Instances = time.Since(t0).Seconds(), b.cfg.Instances
-	n := min(b.cfg.Concurrency, len(members))
+	per := (len(members) + b.cfg.Concurrency - 1) / b.cfg.Concurrency
+	// Only as many workers as there are non-empty shares: an idle worker
+	// would spin and steal a core from the server.
+	n := (len(members) + per - 1) / per
 	res.Concurrency = n
-	per := (len(members) + n - 1) / n
 	size := min(per, batchSize)
 	res.BatchSize = size
 	var renewed atomic.Uint64
 	var e errs
 	h, el := b.loop(ctx, n, b.cfg.Duration, &e, func(ctx context.Context, w, i int) error {
-		share := members[min(w*per, len(members)):min((w+1)*per, len(members))]
-		if len(share) == 0 {
-			return nil
-		}
+		share := members[w*per : min((w+1)*per, len(members))]
 		chunks := (len(share) + size - 1) / size
 		c := i % chunks
 		k, err := b.renewBatch(ctx, share[c*size:min((c+1)*size, len(share))])

@@ -66,12 +66,13 @@ func (f *FSM) apply(index uint64, cmd Command) Result {
 	case *DeleteRevision:
 		return Result{Err: f.store.DeleteRevision(c.Time, state.Key{Namespace: c.Namespace, Name: c.Name}, c.Tag)}
 	case *RegisterInstance:
-		if d := c.ReplaceDead; d != nil && !c.Replace {
-			f.store.ExpireInstances(c.Time, []state.Expiry{*d}) // no-op unless d is still the live registration
-		}
 		inst := c.Instance
 		inst.RegIndex = index
 		inst.RegisteredAt = c.Time
+		if d := c.ReplaceDead; d != nil && !c.Replace {
+			err := f.store.TakeOver(c.Time, &inst, *d)
+			return Result{Value: InstanceResult{Instance: &inst}, Err: err}
+		}
 		replaced, err := f.store.RegisterInstance(c.Time, &inst, c.Replace)
 		return Result{Value: InstanceResult{Instance: &inst, Replaced: replaced}, Err: err}
 	case *PatchInstance:

@@ -116,3 +116,32 @@ func TestReadinessFollowsInstances(t *testing.T) {
 		t.Fatalf("after restore, losing the queue: %v", got)
 	}
 }
+
+// A POST that takes over a dead registration of a backend's only instance
+// ends it and starts the new one in one write: the endpoint does not flap.
+func TestTakeOverDoesNotFlapReadiness(t *testing.T) {
+	st := state.New(0, nil)
+	orders := key("acme", "orders")
+	if _, err := st.SetDefinition(at(0), orders, &api.Definition{Endpoints: []api.Endpoint{{Name: "update", Backends: []string{"acme/queue"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RegisterInstance(at(1), instOf("queue", "q1", "", 2), false); err != nil {
+		t.Fatal(err)
+	}
+	idx := st.Index()
+	dead := state.Expiry{Key: state.InstanceKey{Namespace: "acme", Service: "queue", ID: "q1"}, RegIndex: 2, Deadline: at(5)}
+	if err := st.TakeOver(at(6), instOf("queue", "q1", "", 7), dead); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpointEvents(t, st, idx); len(got) != 0 {
+		t.Fatalf("the take-over flapped the endpoint: %v", got)
+	}
+	evs, _, _ := st.Events(idx, state.EventFilter{}, 10)
+	if len(evs) != 2 || evs[0].Type != api.EventInstanceTimeout || !evs[0].Time.Equal(at(5)) || evs[1].Type != api.EventInstanceJoin {
+		t.Fatalf("events of the take-over: %+v", evs)
+	}
+	// A live registration other than the dead one is not taken over.
+	if err := st.TakeOver(at(7), instOf("queue", "q1", "", 8), dead); err == nil {
+		t.Fatal("took over a live registration")
+	}
+}

@@ -45,6 +45,40 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 	return old != nil, nil
 }
 
+// TakeOver stores inst as a new registration in place of dead, a
+// registration of the same id that the leader saw past its deadline: if
+// dead is still the live registration it ends with an instance.timeout
+// event stamped with its deadline, then inst joins. Both happen in one
+// write, so endpoints that need the service are rechecked once, after both,
+// and never flap. A live registration other than dead is refused with
+// ErrInstanceExists and nothing changes.
+func (s *Store) TakeOver(now time.Time, inst *Instance, dead Expiry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := Key{inst.Namespace, inst.Service}
+	svc := s.serviceFor(k)
+	old := svc.instances[inst.ID]
+	if old != nil && old.RegIndex != dead.RegIndex {
+		return registry.ErrInstanceExists
+	}
+	t := s.begin(now)
+	defer t.commit()
+	if old != nil {
+		s.removeInstance(k, svc, old)
+		t.emit(api.EventInstanceTimeout, k.Namespace, k.Name, dead.Deadline, api.InstanceRemovedPayload{ID: old.ID, RevisionTag: old.RevisionTag, Deadline: dead.Deadline})
+		svc = s.serviceFor(k) // removing the last instance may have dropped the service
+	}
+	svc.instances[inst.ID] = inst
+	svc.sorted.Store(nil)
+	svc.countInstance(inst.RevisionTag, 1)
+	if s.observer != nil {
+		s.observer.InstanceAdded(inst)
+	}
+	t.emit(api.EventInstanceJoin, k.Namespace, k.Name, now, EventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
+	s.backendChanged(t, k)
+	return nil
+}
+
 // EventInstance is the api.Instance written into instance events: the stored
 // fields, status passing, and the lease as the command states it. Being
 // computed from the command alone, it is the same on every replica.

@@ -121,3 +121,22 @@ func TestDefinitionValidationThroughHTTP(t *testing.T) {
 	must(t, call(t, "GET", base+"/v1/services/acme/orders/definition", nil, nil, nil), http.StatusNotFound)
 	must(t, call(t, "GET", base+"/v1/services/acme/orders/readiness", nil, nil, nil), http.StatusNotFound)
 }
+
+// Every read refuses a query parameter it does not know, so a misspelt
+// filter never silently widens an answer; /v1/health stays lenient for probes.
+func TestUnknownQueryParameters(t *testing.T) {
+	base := servertest.Start(t, servertest.Options{})
+	must(t, call(t, "POST", base.URL+"/v1/services/acme/web/instances", api.RegisterInstanceRequest{ID: "i1"}, nil, nil), http.StatusCreated)
+	for _, path := range []string{
+		"/v1/status?namespce=acme", "/v1/url-map/acme?servce=web", "/v1/services/acme/web/instances/i1?x=1",
+		"/v1/services/acme/web/instances?tags=a", "/v1/services?namesapce=acme", "/v1/events?afterr=1",
+		"/v1/services/acme/web/policy?x=1", "/v1/graph?ns=acme",
+	} {
+		var e api.Error
+		resp := call(t, "GET", base.URL+path, nil, nil, &e)
+		if resp.StatusCode != http.StatusBadRequest || e.Type != api.ErrBadRequest || !strings.Contains(e.Details, "unknown query parameter") {
+			t.Errorf("GET %s = %d %+v, want 400 naming the unknown parameter", path, resp.StatusCode, e)
+		}
+	}
+	must(t, call(t, "GET", base.URL+"/v1/health?probe=lb", nil, nil, nil), http.StatusOK)
+}

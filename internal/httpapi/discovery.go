@@ -75,6 +75,10 @@ func (h *Handler) urlMap(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	if _, err := parseQuery(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	m, conflicts, idx := h.buildURLMap(ns)
 	setIndex(w, idx)
 	writeJSON(w, http.StatusOK, api.URLMap{URLMap: m, Conflicts: conflicts})
@@ -109,6 +113,10 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getStatus(w http.ResponseWriter, r *http.Request) {
+	if _, err := parseQuery(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	var st api.Status
 	if h.status != nil {
 		st = h.status()

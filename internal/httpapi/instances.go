@@ -221,6 +221,10 @@ func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	if _, err := parseQuery(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	inst, idx, err := h.store.Instance(ik)
 	setIndex(w, idx)
 	if err != nil {

@@ -20,7 +20,7 @@ func startNATS(t *testing.T) string {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
-		t.Skip("nats-server is not on PATH (apt-get install nats-server)")
+		t.Fatal("nats-server is not on PATH: scripts/test.sh installs it (apt-get install nats-server)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

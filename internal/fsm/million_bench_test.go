@@ -2,11 +2,13 @@ package fsm_test
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,11 @@ import (
 // issue: 1,000,000 instances of 4 tags and 4 metadata pairs each.
 const millionInstances = 1_000_000
 
+// millionHeapProfile, if set, is where BenchmarkMillionInstances writes a
+// heap profile of the filled state (-memprofile is written after the
+// benchmark, when the state is already garbage).
+var millionHeapProfile = flag.String("million-heapprofile", "", "file for a heap profile of BenchmarkMillionInstances' 1M-instance state")
+
 // BenchmarkMillionInstances applies 1,000,000 RegisterInstance commands
 // through FSM.Apply into a Store with a lease Table as its observer (what a
 // server holds in memory), then snapshots the state to a file and restores
@@ -32,6 +39,8 @@ const millionInstances = 1_000_000
 // and several GiB; run it alone:
 //
 //	go test -run '^$' -bench MillionInstances -benchtime 1x -timeout 30m ./internal/fsm/
+//
+// Add -args -million-heapprofile=FILE for a heap profile of the filled state.
 func BenchmarkMillionInstances(b *testing.B) {
 	for range b.N {
 		millionInstancesOnce(b)
@@ -143,6 +152,9 @@ func fillAndSnapshot(b *testing.B, path string) {
 	b.ReportMetric(perInstance(full.rss, base.rss), "rss-B/instance")
 	b.ReportMetric(perInstance(full.peakRSS, base.rss), "peak-rss-B/instance")
 	b.ReportMetric(applyS, "apply-s")
+	if *millionHeapProfile != "" {
+		writeHeapProfile(b, *millionHeapProfile)
+	}
 
 	// Snapshot as raft does: FSM.Snapshot under the store's lock, then
 	// Persist (WriteTo) into a file, fsync'd like raft's file sink.
@@ -170,6 +182,17 @@ func fillAndSnapshot(b *testing.B, path string) {
 	b.ReportMetric(snapS, "snapshot-s")
 	b.ReportMetric(float64(fi.Size())/millionInstances, "snapshot-B/instance")
 
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	pf, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pf.Close()
+	if err := pprof.WriteHeapProfile(pf); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // fileSink is a raft.SnapshotSink over a buffered file; Close flushes and

@@ -30,7 +30,7 @@ const (
 	// tick is the resolution of the deadline wheel and the reaper's period.
 	tick = 100 * time.Millisecond
 	// DefaultBatch is the most expiries committed in one command.
-	DefaultBatch = 1000
+	DefaultBatch = 5000
 )
 
 // Table tracks the deadline and current token of every live registration.

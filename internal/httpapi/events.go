@@ -65,9 +65,10 @@ func parseEventQuery(r *http.Request) (eventQuery, error) {
 	return eq, nil
 }
 
-// read returns the events after eq.after, or the error to answer with.
-func (h *Handler) read(eq eventQuery) ([]api.Event, uint64, error) {
-	evs, newest, err := h.store.Events(eq.after, eq.filter, eq.limit)
+// read returns the events after eq.after, already encoded, or the error to
+// answer with.
+func (h *Handler) read(eq eventQuery) ([]state.EncodedEvent, uint64, error) {
+	evs, newest, err := h.store.EncodedEvents(eq.after, eq.filter, eq.limit)
 	if errors.Is(err, registry.ErrCompacted) {
 		return nil, newest, &httpError{http.StatusGone, api.ErrEventsCompacted, "Events compacted.",
 			fmt.Sprintf("events after %d are no longer held; the oldest held is %d: list again and follow from the list's %s", eq.after, h.store.OldestEvent(), api.HeaderIndex)}
@@ -123,12 +124,28 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) writeEvents(w http.ResponseWriter, evs []api.Event, eq eventQuery, newest uint64) {
-	if evs == nil {
-		evs = []api.Event{}
-	}
+// writeEvents writes an api.EventList from events encoded once in the
+// store: the same bytes encoding/json would write for it.
+func (h *Handler) writeEvents(w http.ResponseWriter, evs []state.EncodedEvent, eq eventQuery, newest uint64) {
 	setIndex(w, newest)
-	writeJSON(w, http.StatusOK, api.EventList{Events: evs, Next: state.ScanTo(evs, eq.limit, eq.after, newest)})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	n := 32
+	for _, e := range evs {
+		n += len(e.JSON) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"events":[`...)
+	for i, e := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, e.JSON...)
+	}
+	b = append(b, `],"next":`...)
+	b = strconv.AppendUint(b, state.ScanToEncoded(evs, eq.limit, eq.after, newest), 10)
+	b = append(b, "}\n"...)
+	_, _ = w.Write(b)
 }
 
 // stream writes events as SSE until the client leaves or the server drains.
@@ -175,13 +192,12 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
-		for i := range evs {
-			b := marshal(&evs[i])
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", evs[i].ID, evs[i].Type, b); err != nil {
+		for _, e := range evs {
+			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.JSON); err != nil {
 				return
 			}
 		}
-		eq.after = state.ScanTo(evs, eq.limit, eq.after, newest)
+		eq.after = state.ScanToEncoded(evs, eq.limit, eq.after, newest)
 		if err := rc.Flush(); err != nil {
 			return
 		}

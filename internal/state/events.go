@@ -1,6 +1,8 @@
 package state
 
 import (
+	"bytes"
+	"encoding/json"
 	"slices"
 
 	"github.com/muster-registry/muster/api"
@@ -11,32 +13,51 @@ import (
 // position of an id is known without a search. It fills buf up to limit,
 // then overwrites the oldest event.
 type ring struct {
-	buf   []api.Event
+	buf []api.Event
+	// enc[i] is buf[i] encoded as one line of JSON, made once when the event
+	// is appended, so a change fanned out to many watchers is encoded once.
+	enc   [][]byte
 	limit int
 	start int    // position of the oldest event in buf once it is full
 	last  uint64 // id of the newest event ever appended (0: none)
 }
 
-func newRing(limit int) ring { return ring{buf: make([]api.Event, 0, min(limit, 1024)), limit: limit} }
+func newRing(limit int) ring {
+	n := min(limit, 1024)
+	return ring{buf: make([]api.Event, 0, n), enc: make([][]byte, 0, n), limit: limit}
+}
 
 func (r *ring) push(e api.Event) {
 	r.last++
 	e.ID = r.last
+	b := encodeEvent(&e)
 	if len(r.buf) < r.limit {
 		r.buf = append(r.buf, e)
+		r.enc = append(r.enc, b)
 		return
 	}
-	r.buf[r.start] = e
+	r.buf[r.start], r.enc[r.start] = e, b
 	r.start = (r.start + 1) % r.limit
+}
+
+// encodeEvent is the event's JSON as the API writes it: one line, HTML
+// characters unescaped.
+func encodeEvent(e *api.Event) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		panic("state: encoding an event: " + err.Error()) // our own struct
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // oldest returns the id of the oldest held event (last+1 when none is held).
 func (r *ring) oldest() uint64 { return r.last - uint64(len(r.buf)) + 1 }
 
-func (r *ring) at(id uint64) *api.Event {
-	off := int(id - r.oldest())
-	return &r.buf[(r.start+off)%len(r.buf)]
-}
+func (r *ring) pos(id uint64) int { return (r.start + int(id-r.oldest())) % len(r.buf) }
+
+func (r *ring) at(id uint64) *api.Event { return &r.buf[r.pos(id)] }
 
 // all returns the held events, oldest first.
 func (r *ring) all() []api.Event {
@@ -68,23 +89,50 @@ func (f *EventFilter) match(e *api.Event) bool {
 // OldestEvent to say which id is still held. after == 0 with a compacted
 // window starts at the oldest held event, so a first read never fails.
 func (s *Store) Events(after uint64, f EventFilter, limit int) ([]api.Event, uint64, error) {
+	var out []api.Event
+	newest, err := s.scanEvents(after, f, limit, func(i int) { out = append(out, s.events.buf[i]) })
+	return out, newest, err
+}
+
+// EncodedEvent is an event as the API writes it: its id and type, and its
+// JSON, encoded once when it was appended. JSON must not be modified.
+type EncodedEvent struct {
+	ID   uint64
+	Type string
+	JSON []byte
+}
+
+// EncodedEvents is Events, answering each event already encoded.
+func (s *Store) EncodedEvents(after uint64, f EventFilter, limit int) ([]EncodedEvent, uint64, error) {
+	var out []EncodedEvent
+	newest, err := s.scanEvents(after, f, limit, func(i int) {
+		e := &s.events.buf[i]
+		out = append(out, EncodedEvent{ID: e.ID, Type: e.Type, JSON: s.events.enc[i]})
+	})
+	return out, newest, err
+}
+
+// scanEvents calls take with the ring position of each of up to limit
+// events after `after` that match f, under the read lock.
+func (s *Store) scanEvents(after uint64, f EventFilter, limit int, take func(pos int)) (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	r := &s.events
 	from := after + 1
 	if from < r.oldest() {
 		if after != 0 {
-			return nil, r.last, registry.ErrCompacted
+			return r.last, registry.ErrCompacted
 		}
 		from = r.oldest()
 	}
-	var out []api.Event
-	for id := from; id <= r.last && len(out) < limit; id++ {
-		if e := r.at(id); f.match(e) {
-			out = append(out, *e)
+	n := 0
+	for id := from; id <= r.last && n < limit; id++ {
+		if p := r.pos(id); f.match(&r.buf[p]) {
+			take(p)
+			n++
 		}
 	}
-	return out, r.last, nil
+	return r.last, nil
 }
 
 // ScanTo reports the id up to which a filtered read of at most limit events
@@ -92,6 +140,14 @@ func (s *Store) Events(after uint64, f EventFilter, limit int) ([]api.Event, uin
 // reached, or the newest event otherwise. A follower passes it as the next
 // `after` so that events it skipped by filter are not scanned again.
 func ScanTo(events []api.Event, limit int, after, newest uint64) uint64 {
+	if len(events) >= limit {
+		return events[len(events)-1].ID
+	}
+	return max(after, newest)
+}
+
+// ScanToEncoded is ScanTo for encoded events.
+func ScanToEncoded(events []EncodedEvent, limit int, after, newest uint64) uint64 {
 	if len(events) >= limit {
 		return events[len(events)-1].ID
 	}

@@ -37,6 +37,17 @@ func (g *globals) client() (*client.Client, error) {
 	return client.New(g.addr, client.WithUserAgent("muster-cli/"+version))
 }
 
+// service parses a NS/NAME argument and makes the client: the start of
+// every command about one service.
+func (g *globals) service(arg string) (*client.Client, string, string, error) {
+	ns, name, err := splitService(arg)
+	if err != nil {
+		return nil, "", "", err
+	}
+	c, err := g.client()
+	return c, ns, name, err
+}
+
 // printer writes results as tables or JSON documents.
 type printer struct {
 	w    io.Writer

@@ -28,11 +28,7 @@ func newInstancesCmd(g *globals) *cobra.Command {
 		Example: "  muster instances list my-org/my-service --tag api --status passing",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}
@@ -62,11 +58,7 @@ func newInstancesCmd(g *globals) *cobra.Command {
 		Example: "  muster instances get my-org/my-service web-1",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}
@@ -85,11 +77,7 @@ func newInstancesCmd(g *globals) *cobra.Command {
 		Example: "  muster instances deregister my-org/my-service web-1",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}

@@ -39,11 +39,7 @@ latest_stable or manual) chooses.`,
 		Example: "  muster policy get my-org/my-service\n  muster policy get my-org/my-service -o json > policy.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}
@@ -103,11 +99,7 @@ revisions, and prints the policy as stored.`,
 		Example: "  muster policy delete my-org/my-service",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}

@@ -83,11 +83,7 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 		Example: "  muster revisions list my-org/my-service -o json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}
@@ -114,11 +110,7 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 		Example: "  muster revisions delete my-org/my-service 1.2.9",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := splitService(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := g.client()
+			c, ns, name, err := g.service(args[0])
 			if err != nil {
 				return err
 			}

@@ -57,7 +57,6 @@ func (r *ring) oldest() uint64 { return r.last - uint64(len(r.buf)) + 1 }
 
 func (r *ring) pos(id uint64) int { return (r.start + int(id-r.oldest())) % len(r.buf) }
 
-
 // all returns the held events, oldest first.
 func (r *ring) all() []api.Event {
 	out := make([]api.Event, 0, len(r.buf))

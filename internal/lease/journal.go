@@ -244,14 +244,21 @@ func (j *FileJournal) syncLoop() {
 			return
 		case <-t.C:
 		}
+		// fsync outside the lock: heartbeats append while it runs (fsync and
+		// write(2) on one file are safe together). A file that compaction
+		// swapped out meanwhile was synced by the compaction itself.
 		j.mu.Lock()
-		if j.dirty {
-			if err := j.f.Sync(); err != nil {
-				j.log.Error("token journal fsync failed", "err", err)
-			}
-			j.dirty = false
-		}
+		f, dirty := j.f, j.dirty
+		j.dirty = false
 		j.mu.Unlock()
+		if dirty {
+			if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+				j.log.Error("token journal fsync failed", "err", err)
+				j.mu.Lock()
+				j.dirty = true // try again next second
+				j.mu.Unlock()
+			}
+		}
 		if err := j.compactIfLarge(); err != nil {
 			j.log.Error("token journal compaction failed", "err", err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/client"
 )
 
@@ -66,6 +67,24 @@ func (p printer) doc(v any) error {
 	}
 	_, err = fmt.Fprintf(p.w, "%s\n", b)
 	return err
+}
+
+// allPages follows a list's markers and returns every value: fetch gets the
+// page after marker ("" for the first).
+func allPages[T any](fetch func(marker string) (api.List[T], error)) ([]T, error) {
+	var all []T
+	marker := ""
+	for {
+		page, err := fetch(marker)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Values...)
+		if page.Metadata.NextMarker == nil {
+			return all, nil
+		}
+		marker = *page.Metadata.NextMarker
+	}
 }
 
 // docs writes each value as a JSON document on its own line.

@@ -33,17 +33,13 @@ func newInstancesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			opts := client.InstanceListOptions{Tags: tags, RevisionTag: revision, Status: status}
-			var all []api.Instance
-			for {
+			all, err := allPages(func(marker string) (api.List[api.Instance], error) {
+				opts.Marker = marker
 				page, _, err := c.ListInstances(cmd.Context(), ns, name, opts)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Values...)
-				if page.Metadata.NextMarker == nil {
-					break
-				}
-				opts.Marker = *page.Metadata.NextMarker
+				return page, err
+			})
+			if err != nil {
+				return err
 			}
 			return printInstances(g.printer(cmd), all...)
 		},

@@ -87,18 +87,12 @@ func newRevisionsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []api.Revision
-			opts := client.ListOptions{}
-			for {
-				page, _, err := c.ListRevisions(cmd.Context(), ns, name, opts)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Values...)
-				if page.Metadata.NextMarker == nil {
-					break
-				}
-				opts.Marker = *page.Metadata.NextMarker
+			all, err := allPages(func(marker string) (api.List[api.Revision], error) {
+				page, _, err := c.ListRevisions(cmd.Context(), ns, name, client.ListOptions{Marker: marker})
+				return page, err
+			})
+			if err != nil {
+				return err
 			}
 			return printRevisions(g.printer(cmd), all...)
 		},

@@ -26,17 +26,13 @@ func newServicesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			opts := client.ServiceListOptions{Namespace: namespace, Tags: tags}
-			var all []api.ServiceSummary
-			for {
+			all, err := allPages(func(marker string) (api.List[api.ServiceSummary], error) {
+				opts.Marker = marker
 				page, _, err := c.ListServices(cmd.Context(), opts)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Values...)
-				if page.Metadata.NextMarker == nil {
-					break
-				}
-				opts.Marker = *page.Metadata.NextMarker
+				return page, err
+			})
+			if err != nil {
+				return err
 			}
 			p := g.printer(cmd)
 			if p.json {

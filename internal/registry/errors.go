@@ -27,6 +27,7 @@ type FieldError struct {
 	Reason string
 }
 
+// Error says which field is wrong and why.
 func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Reason) }
 
 // Unwrap makes errors.Is(err, ErrValidation) true.
@@ -42,6 +43,7 @@ type NotFoundError struct {
 	What string
 }
 
+// Error says what was not found.
 func (e *NotFoundError) Error() string { return e.What + " not found" }
 
 // Unwrap makes errors.Is(err, ErrNotFound) true.
@@ -57,6 +59,7 @@ type ConflictError struct {
 	Why string
 }
 
+// Error says why the write conflicts.
 func (e *ConflictError) Error() string { return e.Why }
 
 // Unwrap makes errors.Is(err, ErrConflict) true.

@@ -63,6 +63,7 @@ type Key struct {
 	Name      string
 }
 
+// String returns "ns/name".
 func (k Key) String() string { return k.Namespace + "/" + k.Name }
 
 // InstanceKey names an instance.
@@ -72,6 +73,7 @@ type InstanceKey struct {
 	ID        string
 }
 
+// String returns "ns/service/id".
 func (k InstanceKey) String() string { return k.Namespace + "/" + k.Service + "/" + k.ID }
 
 // Key returns the key of the instance.

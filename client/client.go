@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/muster-registry/muster/api"
 )
@@ -157,6 +158,9 @@ type request struct {
 	extra  time.Duration // added to the client's timeout (long polls)
 	// respHeader, when not nil, receives the headers of a 2xx answer.
 	respHeader *http.Header
+	// fast, when not nil, decodes a 2xx body read whole, and reports false
+	// to leave the body to encoding/json (into out) instead.
+	fast func(body string) bool
 }
 
 // do sends r and decodes its answer into r.out. It returns the answer's
@@ -183,11 +187,51 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 		*r.respHeader = resp.Header
 	}
 	if r.out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {
+		if err := decodeAnswer(resp, r); err != nil {
 			return 0, fmt.Errorf("client: %s %s: decoding answer: %w", r.method, r.path, err)
 		}
 	}
 	return idx, nil
+}
+
+// decodeAnswer decodes a 2xx body into r.out, by r.fast when it can.
+func decodeAnswer(resp *http.Response, r request) error {
+	if r.fast == nil {
+		return json.NewDecoder(resp.Body).Decode(r.out)
+	}
+	body, err := readBody(resp)
+	if err != nil {
+		return err
+	}
+	if r.fast(body) {
+		return nil
+	}
+	return json.NewDecoder(strings.NewReader(body)).Decode(r.out)
+}
+
+// maxPresize bounds the buffer allocated up front from a Content-Length.
+const maxPresize = 64 << 20
+
+// readBody reads the whole body in one allocation when its length is
+// known, and returns it as a string that shares the buffer: the buffer is
+// never written again, so the strings taken from it stay immutable.
+func readBody(resp *http.Response) (string, error) {
+	var b []byte
+	if n := resp.ContentLength; n > 0 && n <= maxPresize {
+		b = make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return "", err
+		}
+	} else {
+		var err error
+		if b, err = io.ReadAll(resp.Body); err != nil {
+			return "", err
+		}
+	}
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // send builds and sends the request; the caller owns the response body.

@@ -207,7 +207,14 @@ func (c *Client) ListInstances(ctx context.Context, ns, name string, opts Instan
 	}
 	setString(q, "revision_tag", opts.RevisionTag)
 	setString(q, "status", opts.Status)
-	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, query: q, out: &out})
+	fast := func(body string) bool {
+		l, ok := decodeInstanceList(body)
+		if ok {
+			out = l
+		}
+		return ok
+	}
+	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, query: q, out: &out, fast: fast})
 	return out, idx, err
 }
 

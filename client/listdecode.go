@@ -1,0 +1,379 @@
+package client
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/muster-registry/muster/api"
+)
+
+// An instance list is the largest answer the SDK reads on its hottest call,
+// and encoding/json spends most of its time there on reflection, on a
+// string allocation per field and on time.Time.UnmarshalJSON.
+// decodeInstanceList reads the exact shape the server writes (field order,
+// no whitespace, times in UTC) in one pass over the body held as a string:
+// strings without escapes are substrings of it, the tags and endpoints of
+// every instance share a few backing arrays, and times are parsed by hand.
+//
+// It produces what encoding/json would produce into a zero
+// api.List[api.Instance], or reports ok false as soon as it meets anything
+// else (an unknown, missing or reordered field, whitespace, an escape, a
+// number it does not read, a time in another form, malformed JSON), and the
+// caller decodes the body with encoding/json instead. So its correctness
+// never rests on the fast path: the fuzz and property tests hold both to
+// the same result.
+
+// listScanner walks one body; i is the offset of the next unread byte.
+type listScanner struct {
+	s string
+	i int
+	// strs is the current backing array of tags and endpoints; a new one is
+	// started when it is full, and slices handed out are capped so that an
+	// append by the caller never writes into a neighbour's elements.
+	strs []string
+}
+
+// decodeInstanceList decodes body, the whole answer of an instance list.
+// The strings of the result share body's memory.
+func decodeInstanceList(body string) (l api.List[api.Instance], ok bool) {
+	d := listScanner{s: body}
+	if !d.lit(`{"values":`) {
+		return l, false
+	}
+	if !d.lit("null") {
+		if l.Values, ok = d.instances(); !ok {
+			return l, false
+		}
+	}
+	if !d.lit(`,"metadata":{"count":`) {
+		return l, false
+	}
+	if l.Metadata.Count, ok = d.int(); !ok {
+		return l, false
+	}
+	if !d.lit(`,"limit":`) {
+		return l, false
+	}
+	if l.Metadata.Limit, ok = d.int(); !ok {
+		return l, false
+	}
+	if !d.lit(`,"next_marker":`) {
+		return l, false
+	}
+	if !d.lit("null") {
+		m, ok := d.str()
+		if !ok {
+			return l, false
+		}
+		l.Metadata.NextMarker = &m
+	}
+	if !d.lit("}}") {
+		return l, false
+	}
+	// What follows the value is never read by json.Decoder.Decode; the
+	// server ends with a newline. Anything else goes the slow way.
+	for ; d.i < len(d.s); d.i++ {
+		if c := d.s[d.i]; c != '\n' && c != ' ' && c != '\r' && c != '\t' {
+			return l, false
+		}
+	}
+	return l, true
+}
+
+// instances reads a JSON array of instances, d.i at its '['.
+func (d *listScanner) instances() ([]api.Instance, bool) {
+	if !d.lit("[") {
+		return nil, false
+	}
+	out := make([]api.Instance, 0, d.countHint())
+	if d.lit("]") {
+		return out, true
+	}
+	for {
+		out = append(out, api.Instance{})
+		if !d.instance(&out[len(out)-1]) {
+			return nil, false
+		}
+		if d.lit("]") {
+			return out, true
+		}
+		if !d.lit(",") {
+			return nil, false
+		}
+	}
+}
+
+// countHint is the answer's metadata.count, read from the end of the body,
+// as the capacity of the values; bounded by the body's size so that a
+// wrong count costs nothing.
+func (d *listScanner) countHint() int {
+	const key = `,"metadata":{"count":`
+	j := strings.LastIndex(d.s, key)
+	if j < d.i {
+		return 0
+	}
+	n := 0
+	for j += len(key); j < len(d.s) && d.s[j] >= '0' && d.s[j] <= '9' && n < 1<<20; j++ {
+		n = n*10 + int(d.s[j]-'0')
+	}
+	return min(n, len(d.s)/64)
+}
+
+// instance reads one instance in the server's field order.
+func (d *listScanner) instance(v *api.Instance) bool {
+	ok := d.lit(`{"namespace":`) && d.strInto(&v.Namespace) &&
+		d.lit(`,"service":`) && d.strInto(&v.Service) &&
+		d.lit(`,"id":`) && d.strInto(&v.ID) &&
+		d.lit(`,"revision_tag":`) && d.strInto(&v.RevisionTag) &&
+		d.lit(`,"address":`) && d.strInto(&v.Address) &&
+		d.lit(`,"port":`) && d.intInto(&v.Port) &&
+		d.lit(`,"public_url":`) && d.strInto(&v.PublicURL) &&
+		d.lit(`,"endpoints":`) && d.strings(&v.Endpoints) &&
+		d.lit(`,"tags":`) && d.strings(&v.Tags) &&
+		d.lit(`,"metadata":`) && d.stringMap(&v.Metadata) &&
+		d.lit(`,"heartbeat_timeout":`) && d.intInto(&v.HeartbeatTimeout) &&
+		d.lit(`,"status":`) && d.strInto(&v.Status) &&
+		d.lit(`,"registered_at":`) && d.timeInto(&v.RegisteredAt) &&
+		d.lit(`,"last_heartbeat_at":`) && d.timeInto(&v.LastHeartbeatAt) &&
+		d.lit(`,"expires_at":`) && d.timeInto(&v.ExpiresAt)
+	return ok && d.lit("}")
+}
+
+// lit consumes want if the body continues with it.
+func (d *listScanner) lit(want string) bool {
+	if !strings.HasPrefix(d.s[d.i:], want) {
+		return false
+	}
+	d.i += len(want)
+	return true
+}
+
+// str reads a JSON string without escapes. A control character or a
+// backslash is left to encoding/json (an error or an escape), and so is
+// invalid UTF-8, which it replaces.
+func (d *listScanner) str() (string, bool) {
+	if d.i >= len(d.s) || d.s[d.i] != '"' {
+		return "", false
+	}
+	start := d.i + 1
+	n := strings.IndexByte(d.s[start:], '"')
+	if n < 0 {
+		return "", false
+	}
+	s := d.s[start : start+n]
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '\\' || c >= utf8.RuneSelf {
+			if !plainUTF8(s[i:]) {
+				return "", false
+			}
+			break
+		}
+	}
+	d.i = start + n + 1
+	return s, true
+}
+
+// plainUTF8 reports whether s is valid UTF-8 without a backslash or a
+// control character: a string encoding/json decodes to exactly its bytes.
+func plainUTF8(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+func (d *listScanner) strInto(p *string) bool {
+	s, ok := d.str()
+	*p = s
+	return ok
+}
+
+// int reads an integer of at most 18 digits (so it fits an int on 64-bit
+// platforms without a check); anything else, such as 1.0 or 1e3, which
+// encoding/json refuses for an int, goes the slow way.
+func (d *listScanner) int() (int, bool) {
+	j := d.i
+	neg := j < len(d.s) && d.s[j] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	n := int64(0)
+	for ; j < len(d.s) && d.s[j] >= '0' && d.s[j] <= '9'; j++ {
+		n = n*10 + int64(d.s[j]-'0')
+	}
+	digits := j - start
+	if digits == 0 || digits > 18 || (digits > 1 && d.s[start] == '0') || int64(int(n)) != n {
+		return 0, false
+	}
+	if j < len(d.s) {
+		if c := d.s[j]; c == '.' || c == 'e' || c == 'E' {
+			return 0, false
+		}
+	}
+	d.i = j
+	if neg {
+		n = -n
+	}
+	return int(n), true
+}
+
+func (d *listScanner) intInto(p *int) bool {
+	n, ok := d.int()
+	*p = n
+	return ok
+}
+
+// strings reads null (a nil slice) or an array of strings (an empty array
+// is an empty, non-nil slice, as encoding/json makes it).
+func (d *listScanner) strings(p *[]string) bool {
+	if d.lit("null") {
+		*p = nil
+		return true
+	}
+	if !d.lit("[") {
+		return false
+	}
+	if d.lit("]") {
+		*p = []string{}
+		return true
+	}
+	start := len(d.strs)
+	for {
+		s, ok := d.str()
+		if !ok {
+			return false
+		}
+		if len(d.strs) == cap(d.strs) {
+			// Start a new backing array and move this list's first
+			// elements to it, so that the list stays contiguous.
+			moved := d.strs[start:]
+			d.strs = make([]string, 0, max(64, 2*len(moved)+1))
+			d.strs = append(d.strs, moved...)
+			start = 0
+		}
+		d.strs = append(d.strs, s)
+		if d.lit("]") {
+			end := len(d.strs)
+			*p = d.strs[start:end:end]
+			return true
+		}
+		if !d.lit(",") {
+			return false
+		}
+	}
+}
+
+// stringMap reads null (a nil map) or an object of strings. A repeated key
+// keeps its last value, as with encoding/json.
+func (d *listScanner) stringMap(p *map[string]string) bool {
+	if d.lit("null") {
+		*p = nil
+		return true
+	}
+	if !d.lit("{") {
+		return false
+	}
+	m := make(map[string]string)
+	*p = m
+	if d.lit("}") {
+		return true
+	}
+	for {
+		k, ok := d.str()
+		if !ok || !d.lit(":") {
+			return false
+		}
+		v, ok := d.str()
+		if !ok {
+			return false
+		}
+		m[k] = v
+		if d.lit("}") {
+			return true
+		}
+		if !d.lit(",") {
+			return false
+		}
+	}
+}
+
+func (d *listScanner) timeInto(p *time.Time) bool {
+	s, ok := d.str()
+	if !ok {
+		return false
+	}
+	*p, ok = parseUTCTime(s)
+	return ok
+}
+
+// parseUTCTime parses the form the server writes, RFC 3339 in UTC with
+// 0 to 9 digits of fraction: 2006-01-02T15:04:05.999999999Z. It refuses
+// anything else, including values time.Parse would refuse (day 31 of a
+// 30-day month, hour 24), which the caller then leaves to encoding/json.
+func parseUTCTime(s string) (time.Time, bool) {
+	const base = len("2006-01-02T15:04:05Z")
+	if len(s) < base || len(s) == base+1 || len(s) > base+10 ||
+		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
+		return time.Time{}, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits(s[5:7])
+	day, ok3 := digits(s[8:10])
+	hour, ok4 := digits(s[11:13])
+	minute, ok5 := digits(s[14:16])
+	sec, ok6 := digits(s[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	if len(s) > base {
+		if s[19] != '.' {
+			return time.Time{}, false
+		}
+		frac := s[20 : len(s)-1]
+		n, ok := digits(frac)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 9 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+}
+
+// digits parses a run of 1 to 9 decimal digits.
+func digits(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 9 {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// daysIn is the number of days of month in year (proleptic Gregorian).
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}

@@ -52,9 +52,7 @@ func (h *Handler) writeInstanceList(w http.ResponseWriter, status int, l api.Lis
 		return
 	}
 	*buf = b
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	writeListBody(w, status, b)
 }
 
 // appendInstanceList appends l and a newline, as json.Encoder.Encode does;

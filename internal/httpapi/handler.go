@@ -74,7 +74,8 @@ type Handler struct {
 	defaultHook IsDefaultFunc
 	mux         *http.ServeMux
 	drain       chan struct{}
-	bufs        bufPool // encoding buffers of instance lists
+	bufs        bufPool   // encoding buffers of instance lists
+	lists       listCache // encoded unfiltered instance lists
 }
 
 // New returns the API handler.

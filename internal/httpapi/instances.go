@@ -27,6 +27,13 @@ func instanceKey(r *http.Request) (state.InstanceKey, error) {
 // past its deadline is critical, never passing, even before its expiry is
 // committed.
 func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
+	v, _ := h.viewDeadline(inst, now)
+	return v
+}
+
+// viewDeadline is view, and the deadline the status was decided by (before
+// it is truncated for the wire).
+func (h *Handler) viewDeadline(inst *state.Instance, now time.Time) (api.Instance, time.Time) {
 	v := state.InstanceView(inst)
 	l, ok := h.leases.Get(inst.Key(), inst.RegIndex)
 	if !ok {
@@ -38,7 +45,7 @@ func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
 	if ok && l.Passing(now) {
 		v.Status = api.StatusPassing
 	}
-	return v
+	return v, l.Deadline
 }
 
 func (h *Handler) postInstance(w http.ResponseWriter, r *http.Request) {
@@ -267,6 +274,10 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 	}
 	insts, idx, _ := h.store.Instances(k)
 	now := h.now()
+	if len(tags) == 0 && rev == "" && status == "" && marker == "" && len(insts) > 0 {
+		h.serveCachedList(w, k, limit, insts, idx, now)
+		return
+	}
 	views := make([]api.Instance, 0, len(insts))
 	for _, inst := range insts {
 		if rev != "" && inst.RevisionTag != rev {

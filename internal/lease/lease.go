@@ -31,6 +31,9 @@ const (
 	tick = 100 * time.Millisecond
 	// DefaultBatch is the most expiries committed in one command.
 	DefaultBatch = 5000
+	// versionStripes is the number of service versions (see ServiceVersion);
+	// services that share a stripe only invalidate each other's caches.
+	versionStripes = 256
 )
 
 // Table tracks the deadline and current token of every live registration.
@@ -56,6 +59,10 @@ type Table struct {
 	mu      sync.Mutex // guards cancel and reaped
 	cancel  chan struct{}
 	reaped  chan struct{} // closed when the current reaper has returned
+
+	// versions[i] counts the lease changes that no state write reports
+	// (renewals, undone renewals, resets) of the services of stripe i.
+	versions [versionStripes]atomic.Uint64
 }
 
 type shard struct {
@@ -227,6 +234,7 @@ func (t *Table) Reset() {
 		s.wheel = make(map[int64][]wheelRef)
 		s.mu.Unlock()
 	}
+	t.changedAll()
 }
 
 // Heartbeat renews the registration of k if token is its current token and
@@ -334,6 +342,7 @@ func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal 
 	e.lastBeat = now
 	e.deadline = now.Add(e.timeout)
 	s.schedule(k, e)
+	t.changed(k.Namespace, k.Service)
 	r.Deadline = e.deadline
 	return r
 }
@@ -349,6 +358,7 @@ func (t *Table) undo(k state.InstanceKey, r Renewal, sent string) {
 	if e := s.entries[k]; e != nil && e.regIndex == r.regIndex && e.token == r.Token {
 		e.token, e.lastBeat, e.deadline = sent, r.prevBeat, r.prevDeadline
 		s.schedule(k, e)
+		t.changed(k.Namespace, k.Service)
 	}
 }
 
@@ -372,6 +382,40 @@ func (t *Table) Get(k state.InstanceKey, regIndex uint64) (Lease, bool) {
 		return Lease{}, false
 	}
 	return Lease{LastBeat: e.lastBeat, Deadline: e.deadline, Token: e.token}, true
+}
+
+// ServiceVersion is a number that changes whenever a lease of the service
+// ns/name changes without a write to the state: a renewal, an undone
+// renewal, the reset of every deadline at promotion, a Reset. (Leases that
+// start or end with a registration come with a state write.) A reader that
+// takes ServiceVersion before it reads the service's leases, and finds the
+// same number later, knows that those leases have not changed since.
+// Services can share a number: a change of one also changes the others'.
+func (t *Table) ServiceVersion(ns, name string) uint64 {
+	return t.versions[t.stripe(ns, name)].Load()
+}
+
+// changed advances the version of ns/name. It is called after the lease
+// change, under the shard lock, so a reader that sees the change also sees
+// the new version.
+func (t *Table) changed(ns, name string) {
+	t.versions[t.stripe(ns, name)].Add(1)
+}
+
+// changedAll advances every service's version.
+func (t *Table) changedAll() {
+	for i := range t.versions {
+		t.versions[i].Add(1)
+	}
+}
+
+func (t *Table) stripe(ns, name string) int {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	h.WriteString(ns)
+	h.WriteByte(0)
+	h.WriteString(name)
+	return int(h.Sum64() % versionStripes)
 }
 
 // Now returns the table's clock reading.

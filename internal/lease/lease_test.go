@@ -614,3 +614,62 @@ func TestRetryRearmsAFailedExpiry(t *testing.T) {
 		noExpiry(t, tb)
 	})
 }
+
+// ServiceVersion moves with every lease change that no state write
+// reports, so a cache of a service's leases can tell it is stale.
+func TestServiceVersion(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{})
+		defer tb.SetLeader(false)
+		a := instance("web-1", 1, 10)
+		tb.InstanceAdded(a)
+		k := a.Key()
+		version := func() uint64 { return tb.ServiceVersion(k.Namespace, k.Service) }
+
+		v := version()
+		tb.SetLeader(true) // promotion resets every deadline
+		if version() == v {
+			t.Fatal("promotion did not change the version")
+		}
+		v = version()
+		refused(t, tb, k, lease.NewToken(), registry.ErrTokenMismatch)
+		if version() != v {
+			t.Fatal("a refused heartbeat changed the version")
+		}
+		tok, _ := heartbeat(t, tb, k, a.Token)
+		if version() == v {
+			t.Fatal("a heartbeat did not change the version")
+		}
+		v = version()
+		if r := tb.HeartbeatBatch([]lease.Beat{{Key: k, Token: tok}}); r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+		if version() == v {
+			t.Fatal("a batch heartbeat did not change the version")
+		}
+		v = version()
+		tb.Reset()
+		if version() == v {
+			t.Fatal("Reset did not change the version")
+		}
+	})
+}
+
+// A renewal that cannot be journaled is undone: the version moves again,
+// past the value a reader may have taken while the renewal stood.
+func TestServiceVersionAfterAnUndoneRenewal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{Journal: failingJournal{}})
+		defer tb.SetLeader(false)
+		tb.SetLeader(true)
+		a := instance("web-1", 1, 10)
+		tb.InstanceAdded(a)
+		v := tb.ServiceVersion("ns", "svc")
+		if _, _, err := tb.Heartbeat(a.Key(), a.Token); err == nil {
+			t.Fatal("a heartbeat whose rotation was not journaled succeeded")
+		}
+		if got := tb.ServiceVersion("ns", "svc"); got < v+2 {
+			t.Fatalf("version after renew and undo = %d, want at least %d", got, v+2)
+		}
+	})
+}

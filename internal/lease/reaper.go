@@ -68,6 +68,7 @@ func (t *Table) resetDeadlines() {
 		}
 		s.mu.Unlock()
 	}
+	t.changedAll()
 }
 
 // reap wakes every tick and sends the registrations whose deadline passed.

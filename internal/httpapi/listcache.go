@@ -1,0 +1,140 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// A lookup lists one service's instances, and most lookups ask for the same
+// unfiltered answer that the previous one got. listCache keeps that answer
+// encoded, per service and page size, for as long as nothing it shows can
+// have changed. What an instance list shows comes from two places:
+//
+//   - the state: the service's sorted instances, a slice that the store
+//     replaces on every write to the service (state.Store.Instances). An
+//     entry holds the slice it was built from (so its memory is never
+//     reused for another) and matches only that same slice;
+//   - the leader's lease table: last_heartbeat_at, expires_at, and the
+//     status, which turns critical when the clock passes a deadline. An
+//     entry remembers the service's lease.Table.ServiceVersion, read before
+//     the leases were, and matches only while it is unchanged; and it is
+//     used only from the moment it was built until the earliest deadline of
+//     an instance it shows as passing.
+//
+// So an answer from the cache is byte for byte the answer that would be
+// built at that moment. The X-Muster-Index header is not cached: each
+// answer carries the index read with the instances.
+
+// maxListCacheBytes bounds the encoded answers held, all services together.
+const maxListCacheBytes = 32 << 20
+
+// listCache is safe for concurrent use.
+type listCache struct {
+	mu      sync.RWMutex
+	entries map[listKey]*listEntry
+	bytes   int
+}
+
+type listKey struct {
+	svc   state.Key
+	limit int
+}
+
+// listEntry is immutable once stored.
+type listEntry struct {
+	insts   []*state.Instance // the state slice the body shows
+	version uint64            // the service's lease version before its leases were read
+	built   time.Time         // the clock reading the statuses were computed at
+	until   time.Time         // earliest deadline of an instance shown passing; zero: none
+	body    []byte
+}
+
+// fresh reports whether e is the answer for insts, the service's lease
+// version and the time now.
+func (e *listEntry) fresh(insts []*state.Instance, version uint64, now time.Time) bool {
+	return len(insts) == len(e.insts) && len(insts) > 0 && &insts[0] == &e.insts[0] &&
+		version == e.version && !now.Before(e.built) && (e.until.IsZero() || now.Before(e.until))
+}
+
+func (c *listCache) get(k listKey) *listEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.entries[k]
+}
+
+// put stores e in place of k's entry; over the size bound it first drops
+// other entries, whichever the map yields first.
+func (c *listCache) put(k listKey, e *listEntry) {
+	if len(e.body) > maxListCacheBytes/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = make(map[listKey]*listEntry)
+	}
+	if old := c.entries[k]; old != nil {
+		c.bytes -= len(old.body)
+		delete(c.entries, k)
+	}
+	for ok := range c.entries {
+		if c.bytes+len(e.body) <= maxListCacheBytes {
+			break
+		}
+		c.bytes -= len(c.entries[ok].body)
+		delete(c.entries, ok)
+	}
+	c.entries[k] = e
+	c.bytes += len(e.body)
+}
+
+// serveCachedList answers an unfiltered first page of k's instances from
+// the cache, or builds, caches and answers it. insts and idx are what the
+// store returned for k, now the request's clock reading.
+func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int, insts []*state.Instance, idx uint64, now time.Time) {
+	key := listKey{svc: k, limit: limit}
+	version := h.leases.ServiceVersion(k.Namespace, k.Name)
+	setIndex(w, idx)
+	if e := h.lists.get(key); e != nil && e.fresh(insts, version, now) {
+		writeListBody(w, http.StatusOK, e.body)
+		return
+	}
+	e := &listEntry{insts: insts, version: version, built: now}
+	views := make([]api.Instance, len(insts))
+	for i, inst := range insts {
+		v, deadline := h.viewDeadline(inst, now)
+		if v.Status == api.StatusPassing && (e.until.IsZero() || deadline.Before(e.until)) {
+			e.until = deadline
+		}
+		views[i] = v
+	}
+	page, next := paginate(views, limit, "",
+		func(v api.Instance, m string) bool { return v.ID > m },
+		func(v api.Instance) string { return v.ID })
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
+	b, ok := appendInstanceList((*buf)[:0], list(page, limit, next))
+	*buf = b
+	if !ok {
+		writeJSON(w, http.StatusOK, list(page, limit, next)) // as writeInstanceList does
+		return
+	}
+	e.body = append([]byte(nil), b...)
+	h.lists.put(key, e)
+	writeListBody(w, http.StatusOK, e.body)
+}
+
+// writeListBody answers with an encoded list. The length is sent, so a
+// client can read the body into one buffer.
+func writeListBody(w http.ResponseWriter, status int, b []byte) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

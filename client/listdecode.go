@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,9 @@ type listScanner struct {
 	// started when it is full, and slices handed out are capped so that an
 	// append by the caller never writes into a neighbour's elements.
 	strs []string
+	// day is the date part of the last time parsed, dayUnix its midnight.
+	day     string
+	dayUnix int64
 }
 
 // decodeInstanceList decodes body, the whole answer of an instance list.
@@ -151,38 +155,59 @@ func (d *listScanner) lit(want string) bool {
 
 // str reads a JSON string without escapes. A control character or a
 // backslash is left to encoding/json (an error or an escape), and so is
-// invalid UTF-8, which it replaces.
+// invalid UTF-8, which it replaces. Eight bytes at a time are checked for
+// anything but printable ASCII other than '"' and '\\'.
 func (d *listScanner) str() (string, bool) {
 	if d.i >= len(d.s) || d.s[d.i] != '"' {
 		return "", false
 	}
 	start := d.i + 1
-	n := strings.IndexByte(d.s[start:], '"')
-	if n < 0 {
-		return "", false
-	}
-	s := d.s[start : start+n]
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '\\' || c >= utf8.RuneSelf {
-			if !plainUTF8(s[i:]) {
+	ascii := true
+	for j := start; ; j++ {
+		for j+8 <= len(d.s) {
+			// The lowest flagged byte is the first special one (a false
+			// flag only ever follows a true one).
+			if m := special(load64(d.s, j)); m != 0 {
+				j += bits.TrailingZeros64(m) / 8
+				break
+			}
+			j += 8
+		}
+		if j >= len(d.s) {
+			return "", false
+		}
+		switch c := d.s[j]; {
+		case c == '"':
+			s := d.s[start:j]
+			if !ascii && !utf8.ValidString(s) {
 				return "", false
 			}
-			break
+			d.i = j + 1
+			return s, true
+		case c == '\\' || c < 0x20:
+			return "", false
+		case c >= utf8.RuneSelf:
+			ascii = false
 		}
 	}
-	d.i = start + n + 1
-	return s, true
 }
 
-// plainUTF8 reports whether s is valid UTF-8 without a backslash or a
-// control character: a string encoding/json decodes to exactly its bytes.
-func plainUTF8(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '\\' {
-			return false
-		}
-	}
-	return utf8.ValidString(s)
+// load64 reads 8 bytes of s from i, little-endian (the compiler makes it
+// one load).
+func load64(s string, i int) uint64 {
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+// special is not zero when a byte of x is '"', '\\', below 0x20 or above
+// 0x7f (the classic bit tricks: y has a zero byte when (y-0x01…)&^y&0x80…
+// is not zero, and a byte below n when (x-n…)&^x&0x80… is not zero).
+func special(x uint64) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (lo * '"')
+	b := x ^ (lo * '\\')
+	return ((q-lo) & ^q | (b-lo) & ^b | (x-lo*0x20) & ^x | x) & hi
 }
 
 func (d *listScanner) strInto(p *string) bool {
@@ -306,28 +331,32 @@ func (d *listScanner) timeInto(p *time.Time) bool {
 	if !ok {
 		return false
 	}
-	*p, ok = parseUTCTime(s)
+	*p, ok = d.parseTime(s)
 	return ok
 }
 
-// parseUTCTime parses the form the server writes, RFC 3339 in UTC with
-// 0 to 9 digits of fraction: 2006-01-02T15:04:05.999999999Z. It refuses
-// anything else, including values time.Parse would refuse (day 31 of a
-// 30-day month, hour 24), which the caller then leaves to encoding/json.
-func parseUTCTime(s string) (time.Time, bool) {
+// parseTime parses the form the server writes, RFC 3339 in UTC with 0 to 9
+// digits of fraction: 2006-01-02T15:04:05.999999999Z. It refuses anything
+// else, including values time.Parse would refuse (day 31 of a 30-day month,
+// hour 24), which the caller then leaves to encoding/json. The times of
+// one answer mostly fall on one day: the day last parsed is remembered.
+func (d *listScanner) parseTime(s string) (time.Time, bool) {
 	const base = len("2006-01-02T15:04:05Z")
 	if len(s) < base || len(s) == base+1 || len(s) > base+10 ||
-		s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
+		s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
 		return time.Time{}, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
-		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
+	if s[:10] != d.day {
+		midnight, ok := parseDay(s[:10])
+		if !ok {
+			return time.Time{}, false
+		}
+		d.day, d.dayUnix = s[:10], midnight
+	}
+	hour, ok1 := digits2(s, 11)
+	minute, ok2 := digits2(s, 14)
+	sec, ok3 := digits2(s, 17)
+	if !(ok1 && ok2 && ok3) || hour > 23 || minute > 59 || sec > 59 {
 		return time.Time{}, false
 	}
 	nsec := 0
@@ -345,7 +374,28 @@ func parseUTCTime(s string) (time.Time, bool) {
 		}
 		nsec = n
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC), true
+	// time.Unix(…).UTC() is the same value as time.Date(…, time.UTC).
+	return time.Unix(d.dayUnix+int64(hour*3600+minute*60+sec), int64(nsec)).UTC(), true
+}
+
+// parseDay parses 2006-01-02 into the Unix time of its midnight, UTC.
+func parseDay(s string) (int64, bool) {
+	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
+		return 0, false
+	}
+	year, ok1 := digits(s[0:4])
+	month, ok2 := digits2(s, 5)
+	day, ok3 := digits2(s, 8)
+	if !(ok1 && ok2 && ok3) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
+		return 0, false
+	}
+	return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Unix(), true
+}
+
+// digits2 parses the two decimal digits of s at i.
+func digits2(s string, i int) (int, bool) {
+	a, b := s[i]-'0', s[i+1]-'0'
+	return int(a)*10 + int(b), a <= 9 && b <= 9
 }
 
 // digits parses a run of 1 to 9 decimal digits.

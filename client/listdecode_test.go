@@ -248,7 +248,7 @@ func isPlainString(s string) bool {
 	return isPlain(api.List[api.Instance]{Values: []api.Instance{{ID: s}}})
 }
 
-func TestParseUTCTime(t *testing.T) {
+func TestParseTime(t *testing.T) {
 	cases := []string{
 		"2026-03-04T05:06:07Z", "2026-03-04T05:06:07.1Z", "2026-03-04T05:06:07.123456789Z",
 		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2024-02-29T00:00:00Z",
@@ -256,17 +256,24 @@ func TestParseUTCTime(t *testing.T) {
 		"2026-03-04T24:00:00Z", "2026-03-04T05:60:00Z", "2026-03-04T05:06:60Z", "2026-03-04T05:06:07.Z",
 		"2026-03-04T05:06:07.1234567890Z", "2026-03-04T05:06:07+00:00", "2026-03-04 05:06:07Z",
 		"2026-3-04T05:06:07Z", "2026-03-04T05:06:07,5Z", "+026-03-04T05:06:07Z", "2026-03-04T05:06:07z",
+		"2026-03-04T23:59:59.5Z", "2026-03-04T0a:00:00Z", "2026-03-04T00:00:0/Z", "2026-03-05T00:00:00Z",
 	}
-	for _, s := range cases {
+	// One scanner through every case, as one body's times go through one:
+	// it remembers the last day parsed.
+	shared := new(listScanner)
+	for _, s := range append(cases, cases...) {
 		t.Run(s, func(t *testing.T) {
-			got, ok := parseUTCTime(s)
+			got, ok := new(listScanner).parseTime(s)
+			if got2, ok2 := shared.parseTime(s); ok2 != ok || !reflect.DeepEqual(got2, got) {
+				t.Fatalf("after other days: %v, %v; alone: %v, %v", got2, ok2, got, ok)
+			}
 			var want time.Time
 			err := want.UnmarshalJSON([]byte(`"` + s + `"`))
 			if ok && (err != nil || !reflect.DeepEqual(got, want)) {
-				t.Fatalf("parseUTCTime = %v, UnmarshalJSON = %v, %v", got, want, err)
+				t.Fatalf("parseTime = %v, UnmarshalJSON = %v, %v", got, want, err)
 			}
 			if !ok && err == nil && strings.HasSuffix(s, "Z") && len(s) <= len("2006-01-02T15:04:05.999999999Z") && s[len("2006-01-02T15:04:05")] != ',' {
-				t.Fatalf("parseUTCTime refused %q, which UnmarshalJSON takes as %v", s, want)
+				t.Fatalf("parseTime refused %q, which UnmarshalJSON takes as %v", s, want)
 			}
 		})
 	}

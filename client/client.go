@@ -48,8 +48,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/muster-registry/muster/api"
 )
@@ -80,6 +80,7 @@ type Client struct {
 	token     string
 	userAgent string
 	timeout   time.Duration
+	bodies    bodyPool // buffers of answers decoded by a fast path
 }
 
 // Option configures a [Client] in [New].
@@ -159,8 +160,9 @@ type request struct {
 	// respHeader, when not nil, receives the headers of a 2xx answer.
 	respHeader *http.Header
 	// fast, when not nil, decodes a 2xx body read whole, and reports false
-	// to leave the body to encoding/json (into out) instead.
-	fast func(body string) bool
+	// to leave the body to encoding/json (into out) instead. It must not
+	// keep a reference to body, whose buffer is reused.
+	fast func(body []byte) bool
 }
 
 // do sends r and decodes its answer into r.out. It returns the answer's
@@ -187,7 +189,7 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 		*r.respHeader = resp.Header
 	}
 	if r.out != nil && resp.StatusCode != http.StatusNoContent {
-		if err := decodeAnswer(resp, r); err != nil {
+		if err := c.decodeAnswer(resp, r); err != nil {
 			return 0, fmt.Errorf("client: %s %s: decoding answer: %w", r.method, r.path, err)
 		}
 	}
@@ -195,43 +197,76 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 }
 
 // decodeAnswer decodes a 2xx body into r.out, by r.fast when it can.
-func decodeAnswer(resp *http.Response, r request) error {
+func (c *Client) decodeAnswer(resp *http.Response, r request) error {
 	if r.fast == nil {
 		return json.NewDecoder(resp.Body).Decode(r.out)
 	}
-	body, err := readBody(resp)
+	buf, err := c.readBody(resp)
+	defer c.bodies.put(buf)
 	if err != nil {
 		return err
 	}
-	if r.fast(body) {
+	if r.fast(*buf) {
 		return nil
 	}
-	return json.NewDecoder(strings.NewReader(body)).Decode(r.out)
+	return json.NewDecoder(bytes.NewReader(*buf)).Decode(r.out)
 }
 
-// maxPresize bounds the buffer allocated up front from a Content-Length.
-const maxPresize = 64 << 20
+// readBody reads the whole body into a buffer of c.bodies, in one read
+// into a buffer of the right size when the length is known.
+func (c *Client) readBody(resp *http.Response) (*[]byte, error) {
+	buf := c.bodies.get(resp.ContentLength)
+	b := *buf
+	if n := resp.ContentLength; n > 0 && n <= maxPooledBody {
+		b = b[:n]
+		_, err := io.ReadFull(resp.Body, b)
+		*buf = b
+		return buf, err
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := resp.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			*buf = b
+			return buf, nil
+		}
+		if err != nil {
+			*buf = b
+			return buf, err
+		}
+	}
+}
 
-// readBody reads the whole body in one allocation when its length is
-// known, and returns it as a string that shares the buffer: the buffer is
-// never written again, so the strings taken from it stay immutable.
-func readBody(resp *http.Response) (string, error) {
-	var b []byte
-	if n := resp.ContentLength; n > 0 && n <= maxPresize {
-		b = make([]byte, n)
-		if _, err := io.ReadFull(resp.Body, b); err != nil {
-			return "", err
-		}
-	} else {
-		var err error
-		if b, err = io.ReadAll(resp.Body); err != nil {
-			return "", err
-		}
+// maxPooledBody bounds the buffers kept for reuse, and the buffer
+// allocated up front from a Content-Length.
+const maxPooledBody = 4 << 20
+
+// bodyPool recycles the buffers that answers decoded by a fast path are
+// read into. Those decoders copy what they keep, so a buffer is free again
+// once the answer is decoded.
+type bodyPool struct{ p sync.Pool }
+
+// get returns an empty buffer, with room for n bytes when n is known.
+func (p *bodyPool) get(n int64) *[]byte {
+	buf, _ := p.p.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
 	}
-	if len(b) == 0 {
-		return "", nil
+	if n > 0 && n <= maxPooledBody && int64(cap(*buf)) < n {
+		*buf = make([]byte, 0, n)
 	}
-	return unsafe.String(&b[0], len(b)), nil
+	*buf = (*buf)[:0]
+	return buf
+}
+
+func (p *bodyPool) put(buf *[]byte) {
+	if cap(*buf) > maxPooledBody {
+		return
+	}
+	p.p.Put(buf)
 }
 
 // send builds and sends the request; the caller owns the response body.

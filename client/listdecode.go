@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/muster-registry/muster/api"
 )
@@ -13,9 +14,12 @@ import (
 // and encoding/json spends most of its time there on reflection, on a
 // string allocation per field and on time.Time.UnmarshalJSON.
 // decodeInstanceList reads the exact shape the server writes (field order,
-// no whitespace, times in UTC) in one pass over the body held as a string:
-// strings without escapes are substrings of it, the tags and endpoints of
-// every instance share a few backing arrays, and times are parsed by hand.
+// no whitespace, times in UTC) in one pass over the body. The body's buffer
+// is reused for the next answer, so the strings kept are copied into a few
+// shared arenas, and a value equal to the same field's value in the
+// previous instance (namespace, service, status...) or to a tag, endpoint
+// or metadata string seen before is not copied again, only shared. Times
+// are parsed by hand.
 //
 // It produces what encoding/json would produce into a zero
 // api.List[api.Instance], or reports ok false as soon as it meets anything
@@ -25,23 +29,48 @@ import (
 // never rests on the fast path: the fuzz and property tests hold both to
 // the same result.
 
+// Scalar string fields whose last value is remembered (listScanner.prev).
+const (
+	fieldNamespace = iota
+	fieldService
+	fieldID
+	fieldRevision
+	fieldAddress
+	fieldPublicURL
+	fieldStatus
+	fieldCount
+)
+
+// maxSeen bounds the distinct tags, endpoints and metadata strings shared
+// within one answer; beyond it they are copied each time.
+const maxSeen = 1024
+
 // listScanner walks one body; i is the offset of the next unread byte.
 type listScanner struct {
-	s string
+	s string // the body; nothing returned may refer to it
 	i int
 	// strs is the current backing array of tags and endpoints; a new one is
 	// started when it is full, and slices handed out are capped so that an
 	// append by the caller never writes into a neighbour's elements.
 	strs []string
+	// arena is the current backing array of the bytes of kept strings; a
+	// new one is started when it is full, so kept bytes never move.
+	arena []byte
+	prev  [fieldCount]string
+	seen  map[string]string
 	// day is the date part of the last time parsed, dayUnix its midnight.
 	day     string
 	dayUnix int64
 }
 
 // decodeInstanceList decodes body, the whole answer of an instance list.
-// The strings of the result share body's memory.
-func decodeInstanceList(body string) (l api.List[api.Instance], ok bool) {
-	d := listScanner{s: body}
+// The result does not refer to body's memory.
+func decodeInstanceList(body []byte) (l api.List[api.Instance], ok bool) {
+	if len(body) == 0 {
+		return l, false
+	}
+	// The body is only read, and only while decoding.
+	d := listScanner{s: unsafe.String(&body[0], len(body))}
 	if !d.lit(`{"values":`) {
 		return l, false
 	}
@@ -70,6 +99,7 @@ func decodeInstanceList(body string) (l api.List[api.Instance], ok bool) {
 		if !ok {
 			return l, false
 		}
+		m = d.keep(m)
 		l.Metadata.NextMarker = &m
 	}
 	if !d.lit("}}") {
@@ -83,6 +113,54 @@ func decodeInstanceList(body string) (l api.List[api.Instance], ok bool) {
 		}
 	}
 	return l, true
+}
+
+// keep returns a copy of s in the arena.
+func (d *listScanner) keep(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(d.arena)+len(s) > cap(d.arena) {
+		d.arena = make([]byte, 0, max(len(d.s)/16, 512, len(s)))
+	}
+	start := len(d.arena)
+	d.arena = append(d.arena, s...)
+	// The arena's bytes are never written again once appended.
+	return unsafe.String(&d.arena[start], len(s))
+}
+
+// field reads a string of scalar field f, shared with the previous
+// instance's value when equal.
+func (d *listScanner) field(f int, p *string) bool {
+	s, ok := d.str()
+	if !ok {
+		return false
+	}
+	if s != d.prev[f] {
+		d.prev[f] = d.keep(s)
+	}
+	*p = d.prev[f]
+	return true
+}
+
+// shared reads a string of a list or map, shared with an equal one seen
+// before in the answer.
+func (d *listScanner) shared() (string, bool) {
+	s, ok := d.str()
+	if !ok {
+		return "", false
+	}
+	if v, ok := d.seen[s]; ok {
+		return v, true
+	}
+	v := d.keep(s)
+	if len(d.seen) < maxSeen {
+		if d.seen == nil {
+			d.seen = make(map[string]string)
+		}
+		d.seen[v] = v
+	}
+	return v, true
 }
 
 // instances reads a JSON array of instances, d.i at its '['.
@@ -126,18 +204,18 @@ func (d *listScanner) countHint() int {
 
 // instance reads one instance in the server's field order.
 func (d *listScanner) instance(v *api.Instance) bool {
-	ok := d.lit(`{"namespace":`) && d.strInto(&v.Namespace) &&
-		d.lit(`,"service":`) && d.strInto(&v.Service) &&
-		d.lit(`,"id":`) && d.strInto(&v.ID) &&
-		d.lit(`,"revision_tag":`) && d.strInto(&v.RevisionTag) &&
-		d.lit(`,"address":`) && d.strInto(&v.Address) &&
+	ok := d.lit(`{"namespace":`) && d.field(fieldNamespace, &v.Namespace) &&
+		d.lit(`,"service":`) && d.field(fieldService, &v.Service) &&
+		d.lit(`,"id":`) && d.field(fieldID, &v.ID) &&
+		d.lit(`,"revision_tag":`) && d.field(fieldRevision, &v.RevisionTag) &&
+		d.lit(`,"address":`) && d.field(fieldAddress, &v.Address) &&
 		d.lit(`,"port":`) && d.intInto(&v.Port) &&
-		d.lit(`,"public_url":`) && d.strInto(&v.PublicURL) &&
+		d.lit(`,"public_url":`) && d.field(fieldPublicURL, &v.PublicURL) &&
 		d.lit(`,"endpoints":`) && d.strings(&v.Endpoints) &&
 		d.lit(`,"tags":`) && d.strings(&v.Tags) &&
 		d.lit(`,"metadata":`) && d.stringMap(&v.Metadata) &&
 		d.lit(`,"heartbeat_timeout":`) && d.intInto(&v.HeartbeatTimeout) &&
-		d.lit(`,"status":`) && d.strInto(&v.Status) &&
+		d.lit(`,"status":`) && d.field(fieldStatus, &v.Status) &&
 		d.lit(`,"registered_at":`) && d.timeInto(&v.RegisteredAt) &&
 		d.lit(`,"last_heartbeat_at":`) && d.timeInto(&v.LastHeartbeatAt) &&
 		d.lit(`,"expires_at":`) && d.timeInto(&v.ExpiresAt)
@@ -210,12 +288,6 @@ func special(x uint64) uint64 {
 	return ((q-lo) & ^q | (b-lo) & ^b | (x-lo*0x20) & ^x | x) & hi
 }
 
-func (d *listScanner) strInto(p *string) bool {
-	s, ok := d.str()
-	*p = s
-	return ok
-}
-
 // int reads an integer of at most 18 digits (so it fits an int on 64-bit
 // platforms without a check); anything else, such as 1.0 or 1e3, which
 // encoding/json refuses for an int, goes the slow way.
@@ -268,7 +340,7 @@ func (d *listScanner) strings(p *[]string) bool {
 	}
 	start := len(d.strs)
 	for {
-		s, ok := d.str()
+		s, ok := d.shared()
 		if !ok {
 			return false
 		}
@@ -308,11 +380,11 @@ func (d *listScanner) stringMap(p *map[string]string) bool {
 		return true
 	}
 	for {
-		k, ok := d.str()
+		k, ok := d.shared()
 		if !ok || !d.lit(":") {
 			return false
 		}
-		v, ok := d.str()
+		v, ok := d.shared()
 		if !ok {
 			return false
 		}

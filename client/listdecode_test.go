@@ -48,7 +48,13 @@ func slowDecode(body string) (api.List[api.Instance], error) {
 // value. It reports whether the fast path answered.
 func checkSame(t tb, body string) bool {
 	t.Helper()
-	fast, ok := decodeInstanceList(body)
+	buf := []byte(body)
+	fast, ok := decodeInstanceList(buf)
+	// The buffer is reused for the next answer: nothing decoded may
+	// refer to it.
+	for i := range buf {
+		buf[i] = '#'
+	}
 	want, err := slowDecode(body)
 	if !ok {
 		return false
@@ -124,7 +130,7 @@ func TestDecodeInstanceList(t *testing.T) {
 // The values share a few backing arrays: an append to one instance's tags
 // must not change another's.
 func TestDecodeInstanceListSlicesAreCapped(t *testing.T) {
-	l, ok := decodeInstanceList(encodeList(t, sampleList()))
+	l, ok := decodeInstanceList([]byte(encodeList(t, sampleList())))
 	if !ok {
 		t.Fatal("fast path refused the server's shape")
 	}
@@ -312,8 +318,8 @@ func benchList() api.List[api.Instance] {
 }
 
 // BenchmarkDecodeInstanceList compares the SDK's decoding of a 100-instance
-// answer before (encoding/json) and after (the fast path, including the
-// copy of the body into its one buffer).
+// answer before (encoding/json) and after (the fast path, including a copy
+// of the body, as reading it into a pooled buffer costs).
 func BenchmarkDecodeInstanceList(b *testing.B) {
 	body := encodeList(b, benchList())
 	b.Run("encoding-json", func(b *testing.B) {
@@ -328,9 +334,10 @@ func BenchmarkDecodeInstanceList(b *testing.B) {
 	b.Run("fast", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
+		buf := make([]byte, len(body))
 		for b.Loop() {
-			buf := []byte(body)
-			if _, ok := decodeInstanceList(string(buf)); !ok {
+			copy(buf, body)
+			if _, ok := decodeInstanceList(buf); !ok {
 				b.Fatal("fast path refused the server's shape")
 			}
 		}

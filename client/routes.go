@@ -207,7 +207,7 @@ func (c *Client) ListInstances(ctx context.Context, ns, name string, opts Instan
 	}
 	setString(q, "revision_tag", opts.RevisionTag)
 	setString(q, "status", opts.Status)
-	fast := func(body string) bool {
+	fast := func(body []byte) bool {
 		l, ok := decodeInstanceList(body)
 		if ok {
 			out = l

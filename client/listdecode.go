@@ -132,6 +132,13 @@ func (d *listScanner) keep(s string) string {
 // field reads a string of scalar field f, shared with the previous
 // instance's value when equal.
 func (d *listScanner) field(f int, p *string) bool {
+	// The previous value has been through str, so the same bytes between
+	// quotes would give the same string: compare instead of scanning.
+	if prev := d.prev[f]; d.i+len(prev)+2 <= len(d.s) && d.s[d.i] == '"' && d.s[d.i+1+len(prev)] == '"' && d.s[d.i+1:d.i+1+len(prev)] == prev {
+		d.i += len(prev) + 2
+		*p = prev
+		return true
+	}
 	s, ok := d.str()
 	if !ok {
 		return false

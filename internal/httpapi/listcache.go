@@ -70,7 +70,7 @@ func (c *listCache) get(k listKey) *listEntry {
 // put stores e in place of k's entry; over the size bound it first drops
 // other entries, whichever the map yields first.
 func (c *listCache) put(k listKey, e *listEntry) {
-	if len(e.body) > maxListCacheBytes/4 {
+	if cap(e.body) > maxListCacheBytes/4 {
 		return
 	}
 	c.mu.Lock()
@@ -79,18 +79,18 @@ func (c *listCache) put(k listKey, e *listEntry) {
 		c.entries = make(map[listKey]*listEntry)
 	}
 	if old := c.entries[k]; old != nil {
-		c.bytes -= len(old.body)
+		c.bytes -= cap(old.body)
 		delete(c.entries, k)
 	}
-	for ok := range c.entries {
-		if c.bytes+len(e.body) <= maxListCacheBytes {
+	for other := range c.entries {
+		if c.bytes+cap(e.body) <= maxListCacheBytes {
 			break
 		}
-		c.bytes -= len(c.entries[ok].body)
-		delete(c.entries, ok)
+		c.bytes -= cap(c.entries[other].body)
+		delete(c.entries, other)
 	}
 	c.entries[k] = e
-	c.bytes += len(e.body)
+	c.bytes += cap(e.body)
 }
 
 // serveCachedList answers an unfiltered first page of k's instances from
@@ -100,8 +100,9 @@ func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int,
 	key := listKey{svc: k, limit: limit}
 	version := h.leases.ServiceVersion(k.Namespace, k.Name)
 	setIndex(w, idx)
-	if e := h.lists.get(key); e != nil && e.fresh(insts, version, now) {
-		writeListBody(w, http.StatusOK, e.body)
+	old := h.lists.get(key)
+	if old != nil && old.fresh(insts, version, now) {
+		writeListBody(w, http.StatusOK, old.body)
 		return
 	}
 	e := &listEntry{insts: insts, version: version, built: now}
@@ -116,15 +117,18 @@ func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int,
 	page, next := paginate(views, limit, "",
 		func(v api.Instance, m string) bool { return v.ID > m },
 		func(v api.Instance) string { return v.ID })
-	buf := h.bufs.get()
-	defer h.bufs.put(buf)
-	b, ok := appendInstanceList((*buf)[:0], list(page, limit, next))
-	*buf = b
+	// Encoded straight into the entry's own buffer, sized like the last
+	// answer of the same list.
+	size := 4096
+	if old != nil {
+		size = len(old.body) + len(old.body)/8
+	}
+	b, ok := appendInstanceList(make([]byte, 0, size), list(page, limit, next))
 	if !ok {
 		writeJSON(w, http.StatusOK, list(page, limit, next)) // as writeInstanceList does
 		return
 	}
-	e.body = append([]byte(nil), b...)
+	e.body = b
 	h.lists.put(key, e)
 	writeListBody(w, http.StatusOK, e.body)
 }

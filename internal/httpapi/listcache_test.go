@@ -249,3 +249,38 @@ func TestInstanceListCacheProperty(t *testing.T) {
 		}
 	})
 }
+
+// The cache holds at most maxListCacheBytes of answers: storing more drops
+// older entries, never the one just stored, and refuses an answer too large
+// to be worth holding.
+func TestListCacheBound(t *testing.T) {
+	var c listCache
+	entry := func(n int) *listEntry { return &listEntry{body: make([]byte, n)} }
+	key := func(i int) listKey { return listKey{svc: state.Key{Namespace: "ns", Name: fmt.Sprint(i)}, limit: 1} }
+	for i := range 20 {
+		c.put(key(i), entry(maxListCacheBytes/8))
+		if c.bytes > maxListCacheBytes {
+			t.Fatalf("after %d entries: %d bytes held, bound %d", i+1, c.bytes, maxListCacheBytes)
+		}
+		if c.get(key(i)) == nil {
+			t.Fatalf("entry %d, just stored, is missing", i)
+		}
+	}
+	sum := 0
+	for _, e := range c.entries {
+		sum += cap(e.body)
+	}
+	if sum != c.bytes || len(c.entries) != 8 {
+		t.Fatalf("%d entries of %d bytes, accounted %d", len(c.entries), sum, c.bytes)
+	}
+	c.put(key(99), entry(maxListCacheBytes/4+1))
+	if c.get(key(99)) != nil {
+		t.Fatal("an answer over a quarter of the bound was cached")
+	}
+	// Replacing an entry accounts for the one it replaces.
+	before := c.bytes
+	c.put(key(19), entry(maxListCacheBytes/8))
+	if c.bytes != before {
+		t.Fatalf("bytes %d after replacing an entry of the same size, was %d", c.bytes, before)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fsm"
 	"github.com/muster-registry/muster/internal/lease"
 	"github.com/muster-registry/muster/internal/state"
 )
@@ -58,5 +59,40 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		if _, err := decode(r, &req); err != nil || len(req.Heartbeats) != 500 {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkServeLookup is one lookup of a 100-instance service through the
+// whole handler, without the network: the unfiltered list (served from the
+// list cache once built) and the same list behind a tag filter that every
+// instance matches (built and encoded every time, as before the cache).
+func BenchmarkServeLookup(b *testing.B) {
+	leases, err := lease.New(lease.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	leases.SetLeader(true)
+	defer leases.SetLeader(false)
+	store := state.New(0, leases)
+	h := New(Config{Store: store, Leases: leases, Proposer: &applyProposer{f: fsm.New(store)}, Metrics: NewMetrics(nil)})
+	for i := range 100 {
+		body := fmt.Sprintf(`{"address":"10.0.0.1","port":%d,"tags":["bench"],"heartbeat_timeout":120}`, 8080+i)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, fmt.Sprintf("/v1/services/bench/lookup/instances/i-%03d", i), strings.NewReader(body)))
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("register: %d %s", rec.Code, rec.Body.String())
+		}
+	}
+	for _, q := range []struct{ name, query string }{{"cached", "?limit=10000"}, {"uncached", "?limit=10000&tag=bench"}} {
+		b.Run(q.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/services/bench/lookup/instances"+q.query, nil))
+				if rec.Code != http.StatusOK || rec.Body.Len() < 100*300 {
+					b.Fatalf("%d %d bytes", rec.Code, rec.Body.Len())
+				}
+			}
+		})
 	}
 }

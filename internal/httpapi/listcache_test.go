@@ -284,3 +284,47 @@ func TestListCacheBound(t *testing.T) {
 		t.Fatalf("bytes %d after replacing an entry of the same size, was %d", c.bytes, before)
 	}
 }
+
+// Lookups concurrent with heartbeats and registrations (run with -race):
+// once the writers stop, the cached answer is the fresh one.
+func TestInstanceListCacheConcurrent(t *testing.T) {
+	f := newCacheFixture(t)
+	tokens := []string{f.register(t, "web", "w1", 60), f.register(t, "web", "w2", 60)}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rec := httptest.NewRecorder()
+				f.h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/services/acme/web/instances", nil))
+				if rec.Code != http.StatusOK {
+					t.Errorf("lookup: %d %s", rec.Code, rec.Body.String())
+					return
+				}
+			}
+		})
+	}
+	for i := range 200 {
+		f.clk.advance(time.Millisecond)
+		j := i % 2
+		rec := f.do(t, http.MethodPost, fmt.Sprintf("/v1/services/acme/web/instances/w%d/heartbeat", j+1), `{"token":"`+tokens[j]+`"}`, http.StatusOK)
+		var hb api.HeartbeatResponse
+		if err := json.Unmarshal(rec.Body.Bytes(), &hb); err != nil {
+			t.Fatal(err)
+		}
+		tokens[j] = hb.Token
+		if i%50 == 0 {
+			f.register(t, "web", fmt.Sprintf("x%d", i), 60)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if m := byID(f.lookup(t, "web", "")); !m["w2"].LastHeartbeatAt.Equal(f.clk.now()) || len(m) != 6 {
+		t.Fatalf("after the writers stopped: %+v", m)
+	}
+}

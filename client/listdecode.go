@@ -180,7 +180,11 @@ func (d *listScanner) instances() ([]api.Instance, bool) {
 		return out, true
 	}
 	for {
-		out = append(out, api.Instance{})
+		if len(out) < cap(out) {
+			out = out[:len(out)+1] // already zero
+		} else {
+			out = append(out, api.Instance{})
+		}
 		if !d.instance(&out[len(out)-1]) {
 			return nil, false
 		}
@@ -405,13 +409,24 @@ func (d *listScanner) stringMap(p *map[string]string) bool {
 	}
 }
 
+// timeInto reads a time string. parseTime checks every byte of it, so the
+// string needs no scan of its own: only its end is looked for.
 func (d *listScanner) timeInto(p *time.Time) bool {
-	s, ok := d.str()
+	if d.i >= len(d.s) || d.s[d.i] != '"' {
+		return false
+	}
+	rest := d.s[d.i+1:]
+	n := strings.IndexByte(rest[:min(len(rest), len("2006-01-02T15:04:05.999999999Z")+1)], '"')
+	if n < 0 {
+		return false
+	}
+	t, ok := d.parseTime(rest[:n])
 	if !ok {
 		return false
 	}
-	*p, ok = d.parseTime(s)
-	return ok
+	*p = t
+	d.i += n + 2
+	return true
 }
 
 // parseTime parses the form the server writes, RFC 3339 in UTC with 0 to 9

@@ -2,8 +2,12 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -342,4 +346,48 @@ func BenchmarkDecodeInstanceList(b *testing.B) {
 			}
 		}
 	})
+}
+
+// ListInstances reads answers of known and unknown length (chunked), and
+// falls back to encoding/json on a body the fast path does not take.
+func TestListInstancesReadsEveryBody(t *testing.T) {
+	plain := encodeList(t, sampleList())
+	cases := []struct {
+		name    string
+		body    string
+		chunked bool
+	}{
+		{"content length", plain, false},
+		{"chunked", plain, true},
+		{"fallback, content length", strings.Replace(plain, `"id":`, `"id": `, -1), false},
+		{"fallback, chunked", strings.Replace(plain, `"id":`, `"id": `, -1), true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if !tc.chunked {
+					w.Header().Set("Content-Length", fmt.Sprint(len(tc.body)))
+				}
+				half := len(tc.body) / 2
+				_, _ = io.WriteString(w, tc.body[:half])
+				if tc.chunked {
+					http.NewResponseController(w).Flush()
+				}
+				_, _ = io.WriteString(w, tc.body[half:])
+			}))
+			defer srv.Close()
+			c, err := New(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := slowDecode(tc.body)
+			for range 3 { // the second and third reuse a pooled buffer
+				got, _, err := c.ListInstances(context.Background(), "prod", "billing", InstanceListOptions{})
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Fatalf("ListInstances = %+v, %v\nwant %+v", got, err, want)
+				}
+			}
+		})
+	}
 }

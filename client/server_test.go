@@ -2,8 +2,12 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -186,5 +190,61 @@ func TestHeartbeatBatchAgainstTheServer(t *testing.T) {
 	}
 	if _, err := c.HeartbeatBatch(ctx, nil); !errors.Is(err, client.ErrValidation) {
 		t.Errorf("empty batch = %v, want a validation error", err)
+	}
+}
+
+// ListInstances against the real server (its hand-written encoder): plain
+// and odd strings, empty and nil lists and maps, paging. Every answer
+// decodes to what encoding/json makes of the same bytes.
+func TestListInstancesDecodesTheServersAnswers(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{})
+	c, err := client.New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	odd := "q\"b\\s\n<>&é\u2028"
+	regs := []api.RegisterInstanceRequest{
+		{ID: "plain", Address: "10.0.0.1", Port: 8080, Tags: []string{"a", "b"}, Endpoints: []string{"/x"}, Metadata: map[string]string{"k": "v"}},
+		{ID: "odd", Address: "host.example", PublicURL: "https://x.example/?a=1&b=<2>", Tags: []string{odd, "é"}, Metadata: map[string]string{odd: odd, "e": ""}},
+		{ID: "bare"},
+	}
+	for _, r := range regs {
+		if _, err := c.RegisterInstance(ctx, "acme", "web", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, limit := range []int{0, 1, 2} {
+		var marker string
+		for page := 0; ; page++ {
+			got, _, err := c.ListInstances(ctx, "acme", "web", client.InstanceListOptions{Limit: limit, Marker: marker})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := url.Values{}
+			if limit > 0 {
+				q.Set("limit", fmt.Sprint(limit))
+			}
+			if marker != "" {
+				q.Set("marker", marker)
+			}
+			resp, err := http.Get(srv.URL + "/v1/services/acme/web/instances?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want api.List[api.Instance]
+			err = json.NewDecoder(resp.Body).Decode(&want)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("limit %d page %d:\n got %+v\nwant %+v", limit, page, got, want)
+			}
+			if want.Metadata.NextMarker == nil {
+				break
+			}
+			marker = *want.Metadata.NextMarker
+		}
 	}
 }

@@ -2,9 +2,11 @@
 # compare-etcd.sh: muster bench vs the same scenarios against etcd.
 #
 # Installs Debian's etcd-server if etcd is missing (needs root for apt-get),
-# starts etcd on loopback ports in a temporary directory, runs register,
-# heartbeat and lookup on both sides (muster: its embedded durable server),
-# prints both and the ratios, and cleans up.
+# starts etcd and `muster serve` on loopback ports, each in its own process
+# and temporary data directory (both durable: every write fsync'd), runs
+# register, heartbeat and lookup on both sides with a load generator in its
+# own process (`muster bench --addr`, `etcd-bench`), prints both and the
+# ratios, and cleans up.
 #
 #   scripts/compare-etcd.sh                      # 64 clients, 1,000 instances, 10 s each
 #   CONCURRENCY=32 INSTANCES=5000 DURATION=20s scripts/compare-etcd.sh
@@ -15,12 +17,14 @@ INSTANCES=${INSTANCES:-1000}
 DURATION=${DURATION:-10s}
 SCENARIOS=${SCENARIOS:-"register heartbeat lookup"}
 ETCD_PORT=${ETCD_PORT:-23790}
+MUSTER_PORT=${MUSTER_PORT:-27410}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 etcd_pid=
+muster_pid=
 cleanup() {
-	if [[ -n $etcd_pid ]]; then kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; fi
+	for pid in $etcd_pid $muster_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -46,14 +50,22 @@ for _ in $(seq 100); do
 	sleep 0.1
 done
 curl -fsS "http://127.0.0.1:$ETCD_PORT/health" >/dev/null || { cat "$work/etcd.log" >&2; exit 1; }
-echo "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_PORT; $CONCURRENCY clients, $INSTANCES instances, $DURATION per scenario" >&2
+"$work/muster" serve --data-dir "$work/muster-data" --http-addr "127.0.0.1:$MUSTER_PORT" \
+	--raft-addr "127.0.0.1:$((MUSTER_PORT + 1))" --log-level warn >"$work/muster.log" 2>&1 &
+muster_pid=$!
+for _ in $(seq 100); do
+	if curl -fsS "http://127.0.0.1:$MUSTER_PORT/v1/health" >/dev/null 2>&1; then break; fi
+	sleep 0.1
+done
+curl -fsS "http://127.0.0.1:$MUSTER_PORT/v1/health" >/dev/null || { cat "$work/muster.log" >&2; exit 1; }
+echo "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_PORT, muster on 127.0.0.1:$MUSTER_PORT; $CONCURRENCY clients, $INSTANCES instances, $DURATION per scenario" >&2
 
 field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(r[sys.argv[1]])' "$1"; }
 
 printf '%-10s %-7s %12s %9s %9s %9s %7s\n' SCENARIO SIDE OPS/S P50_MS P99_MS MAX_MS ERRORS
 declare -A mus etc
 for s in $SCENARIOS; do
-	m=$("$work/muster" bench -o json --scenario "$s" --concurrency "$CONCURRENCY" --instances "$INSTANCES" --duration "$DURATION")
+	m=$("$work/muster" bench -o json --addr "http://127.0.0.1:$MUSTER_PORT" --namespace "cmp-$s" --scenario "$s" --concurrency "$CONCURRENCY" --instances "$INSTANCES" --duration "$DURATION")
 	e=$("$work/etcd-bench" -o json -endpoints "127.0.0.1:$ETCD_PORT" -scenario "$s" -concurrency "$CONCURRENCY" -instances "$INSTANCES" -duration "$DURATION")
 	for side in muster etcd; do
 		j=$m; [[ $side == etcd ]] && j=$e

@@ -63,15 +63,11 @@ The result is a table, or with -o json one JSON object on the last line
 				cfg.Addr = addr
 			}
 			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
+				stopProf, err := startCPUProfile(cpuProfile)
 				if err != nil {
 					return err
 				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+				defer stopProf()
 			}
 			res, err := bench.Run(ctx, cfg)
 			if err != nil {
@@ -194,4 +190,21 @@ func resultTable(r bench.Result) ([]string, [][]string) {
 		extra("FIRST ERROR", r.FirstError)
 	}
 	return header, [][]string{row}
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -19,6 +19,7 @@ func newServeCmd() *cobra.Command {
 		cfg       server.Config
 		logLevel  string
 		logFormat string
+		cpuProf   string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -36,6 +37,13 @@ keeps its data in ./muster-data (made if missing) and its Raft transport on
 				return err
 			}
 			cfg.Logger = log
+			if cpuProf != "" {
+				stopProf, err := startCPUProfile(cpuProf)
+				if err != nil {
+					return err
+				}
+				defer stopProf()
+			}
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -56,6 +64,7 @@ keeps its data in ./muster-data (made if missing) and its Raft transport on
 	f.DurationVar(&cfg.SnapshotInterval, "snapshot-interval", 120*time.Second, "how often to check whether a snapshot is due")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile of the server, from start to exit, to this file")
 	return cmd
 }
 

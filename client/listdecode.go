@@ -102,17 +102,41 @@ func decodeInstanceList(body []byte) (l api.List[api.Instance], ok bool) {
 		m = d.keep(m)
 		l.Metadata.NextMarker = &m
 	}
-	if !d.lit("}}") {
+	if !d.lit("}}") || !d.end() {
 		return l, false
 	}
-	// What follows the value is never read by json.Decoder.Decode; the
-	// server ends with a newline. Anything else goes the slow way.
+	return l, true
+}
+
+// decodeRegistration decodes body, the answer to a registration: an
+// instance's fields and the token. The result does not refer to body's
+// memory.
+func decodeRegistration(body []byte) (r api.Registration, ok bool) {
+	if len(body) == 0 {
+		return r, false
+	}
+	d := listScanner{s: unsafe.String(&body[0], len(body))}
+	if !d.instanceFields(&r.Instance) || !d.lit(`,"token":`) {
+		return api.Registration{}, false
+	}
+	tok, ok := d.str()
+	if !ok || !d.lit("}") || !d.end() {
+		return api.Registration{}, false
+	}
+	r.Token = d.keep(tok)
+	return r, true
+}
+
+// end reports whether only white space is left. What follows the value is
+// never read by json.Decoder.Decode; the server ends with a newline.
+// Anything else goes the slow way.
+func (d *listScanner) end() bool {
 	for ; d.i < len(d.s); d.i++ {
 		if c := d.s[d.i]; c != '\n' && c != ' ' && c != '\r' && c != '\t' {
-			return l, false
+			return false
 		}
 	}
-	return l, true
+	return true
 }
 
 // keep returns a copy of s in the arena.
@@ -215,6 +239,12 @@ func (d *listScanner) countHint() int {
 
 // instance reads one instance in the server's field order.
 func (d *listScanner) instance(v *api.Instance) bool {
+	return d.instanceFields(v) && d.lit("}")
+}
+
+// instanceFields reads an instance's opening brace and fields, in the
+// server's order, up to its closing brace.
+func (d *listScanner) instanceFields(v *api.Instance) bool {
 	ok := d.lit(`{"namespace":`) && d.field(fieldNamespace, &v.Namespace) &&
 		d.lit(`,"service":`) && d.field(fieldService, &v.Service) &&
 		d.lit(`,"id":`) && d.field(fieldID, &v.ID) &&
@@ -230,7 +260,7 @@ func (d *listScanner) instance(v *api.Instance) bool {
 		d.lit(`,"registered_at":`) && d.timeInto(&v.RegisteredAt) &&
 		d.lit(`,"last_heartbeat_at":`) && d.timeInto(&v.LastHeartbeatAt) &&
 		d.lit(`,"expires_at":`) && d.timeInto(&v.ExpiresAt)
-	return ok && d.lit("}")
+	return ok
 }
 
 // lit consumes want if the body continues with it.

@@ -126,7 +126,7 @@ func (c *Client) RegisterInstance(ctx context.Context, ns, name string, req api.
 	if err != nil {
 		return out, err
 	}
-	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: req, out: &out})
+	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: req, out: &out, fast: registrationInto(&out)})
 	return out, err
 }
 
@@ -140,7 +140,7 @@ func (c *Client) PutInstance(ctx context.Context, ns, name, id string, req api.R
 	if err != nil {
 		return out, err
 	}
-	_, err = c.do(ctx, request{method: http.MethodPut, path: p, body: req, out: &out})
+	_, err = c.do(ctx, request{method: http.MethodPut, path: p, body: req, out: &out, fast: registrationInto(&out)})
 	return out, err
 }
 
@@ -191,6 +191,17 @@ func (c *Client) GetInstance(ctx context.Context, ns, name, id string) (api.Inst
 	}
 	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, out: &out})
 	return out, idx, err
+}
+
+// registrationInto is the fast path of a registration's answer into out.
+func registrationInto(out *api.Registration) func([]byte) bool {
+	return func(body []byte) bool {
+		r, ok := decodeRegistration(body)
+		if ok {
+			*out = r
+		}
+		return ok
+	}
 }
 
 // ListInstances lists the instances of ns/name that match opts (GET

@@ -55,6 +55,31 @@ func (h *Handler) writeInstanceList(w http.ResponseWriter, status int, l api.Lis
 	writeListBody(w, status, b)
 }
 
+// writeRegistration writes the answer to a registration as writeJSON
+// would, with the hand-written encoder: every register is answered with one.
+func (h *Handler) writeRegistration(w http.ResponseWriter, status int, reg api.Registration) {
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
+	b, ok := appendRegistration((*buf)[:0], &reg)
+	if !ok {
+		writeJSON(w, status, reg)
+		return
+	}
+	*buf = b
+	writeListBody(w, status, b)
+}
+
+// appendRegistration appends reg and a newline: the instance's fields, then
+// the token, as encoding/json writes the embedded struct.
+func appendRegistration(b []byte, reg *api.Registration) (_ []byte, ok bool) {
+	if b, ok = appendInstance(b, &reg.Instance); !ok {
+		return b, false
+	}
+	b = append(b[:len(b)-1], `,"token":`...)
+	b = appendString(b, reg.Token)
+	return append(b, "}\n"...), true
+}
+
 // appendInstanceList appends l and a newline, as json.Encoder.Encode does;
 // ok is false for a time that RFC 3339 cannot represent.
 func appendInstanceList(b []byte, l api.List[api.Instance]) (_ []byte, ok bool) {

@@ -48,6 +48,33 @@ func TestInstanceListEncoding(t *testing.T) {
 	}
 }
 
+// TestRegistrationEncoding holds the registration answer to encoding/json's
+// bytes, the embedded instance's fields followed by the token.
+func TestRegistrationEncoding(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
+	odd := "a\"b\\c\n\t\x01<>&é\u2028\xff"
+	for _, reg := range []api.Registration{
+		{},
+		{Instance: api.Instance{Namespace: "prod", Service: "billing", ID: "i-1", Port: 8080, Tags: []string{"a"},
+			Metadata: map[string]string{"k": odd}, HeartbeatTimeout: 30, Status: api.StatusPassing,
+			RegisteredAt: at, LastHeartbeatAt: at, ExpiresAt: at.Add(30 * time.Second)}, Token: "tok_" + odd},
+	} {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(reg); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := appendRegistration(nil, &reg)
+		if !ok || !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("ok %v\n got %s\nwant %s", ok, got, want.Bytes())
+		}
+	}
+	if _, ok := appendRegistration(nil, &api.Registration{Instance: api.Instance{ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}); ok {
+		t.Fatal("year 10000 encoded")
+	}
+}
+
 // A time encoding/json refuses makes the encoder give up, so the answer
 // falls back to encoding/json.
 func TestInstanceListEncodingRefusesBadTime(t *testing.T) {

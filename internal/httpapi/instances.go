@@ -142,7 +142,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	if out.Replaced {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, api.Registration{Instance: h.view(out.Instance, h.now()), Token: out.Instance.Token})
+	h.writeRegistration(w, status, api.Registration{Instance: h.view(out.Instance, h.now()), Token: out.Instance.Token})
 }
 
 func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,88 @@
+package client
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"pgregory.net/rapid"
+
+	"github.com/muster-registry/muster/api"
+)
+
+// checkSameRegistration holds decodeRegistration to encoding/json on body,
+// as checkSame does for lists, and reports whether the fast path answered.
+func checkSameRegistration(t tb, body string) bool {
+	t.Helper()
+	buf := []byte(body)
+	fast, ok := decodeRegistration(buf)
+	for i := range buf {
+		buf[i] = '#' // nothing decoded may refer to the reused buffer
+	}
+	var want api.Registration
+	err := json.NewDecoder(strings.NewReader(body)).Decode(&want)
+	if !ok {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("fast path accepted what encoding/json refuses (%v):\n%q", err, body)
+	}
+	if !reflect.DeepEqual(fast, want) {
+		t.Fatalf("fast path differs from encoding/json on\n%q\n fast %#v\n want %#v", body, fast, want)
+	}
+	return true
+}
+
+func encodeRegistration(t tb, r api.Registration) string {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestDecodeRegistration(t *testing.T) {
+	plain := encodeRegistration(t, api.Registration{Instance: sampleList().Values[0], Token: "tok-1"})
+	cases := []struct {
+		name string
+		body string
+		fast bool
+	}{
+		{"server shape", plain, true},
+		{"zero", encodeRegistration(t, api.Registration{}), true},
+		{"escaped token", strings.Replace(plain, `"tok-1"`, `"tok\u002d1"`, 1), false},
+		{"no token", strings.Replace(plain, `,"token":"tok-1"`, ``, 1), false},
+		{"field after the token", strings.Replace(plain, `"tok-1"}`, `"tok-1","x":1}`, 1), false},
+		{"null token", strings.Replace(plain, `"tok-1"`, `null`, 1), false},
+		{"trailing garbage", plain + "{}", false},
+		{"truncated", plain[:len(plain)-4], false},
+		{"a list", encodeList(t, sampleList()), false},
+		{"empty", "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkSameRegistration(t, tc.body); got != tc.fast {
+				t.Fatalf("fast path answered %v, want %v, on\n%s", got, tc.fast, tc.body)
+			}
+		})
+	}
+}
+
+// Any registration the server can write is read by the fast path, into
+// what encoding/json reads.
+func TestDecodeRegistrationProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		inst := sampleList().Values[rapid.IntRange(0, 1).Draw(t, "which")]
+		inst.ID = rapid.StringMatching(`[a-z0-9-]{0,12}`).Draw(t, "id")
+		inst.Tags = rapid.SliceOfN(rapid.StringMatching(`[a-z]{0,4}`), 0, 3).Draw(t, "tags")
+		r := api.Registration{Instance: inst, Token: rapid.StringMatching(`[A-Za-z0-9_-]{0,40}`).Draw(t, "token")}
+		if !checkSameRegistration(t, encodeRegistration(t, r)) {
+			t.Fatalf("fast path refused the server's shape")
+		}
+	})
+}

@@ -27,7 +27,17 @@ func instanceKey(r *http.Request) (state.InstanceKey, error) {
 // past its deadline is critical, never passing, even before its expiry is
 // committed.
 func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
-	v := state.InstanceView(inst)
+	v := h.lease(inst, now)
+	v.Metadata = inst.Metadata.Map()
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// lease is view without the metadata, which the caller adds.
+func (h *Handler) lease(inst *state.Instance, now time.Time) api.Instance {
+	v := state.InstanceView(inst, false)
 	l, ok := h.leases.Get(inst.Key(), inst.RegIndex)
 	if !ok {
 		l = lease.Lease{LastBeat: inst.RegisteredAt, Deadline: inst.RegisteredAt.Add(time.Duration(inst.HeartbeatTimeout) * time.Second)}
@@ -110,7 +120,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	inst := state.Instance{
 		Namespace: k.Namespace, Service: k.Name, ID: req.ID, RevisionTag: req.RevisionTag,
 		Address: req.Address, Port: req.Port, PublicURL: req.PublicURL,
-		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: req.Metadata,
+		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: state.MetadataOf(req.Metadata),
 		HeartbeatTimeout: req.HeartbeatTimeout, Token: lease.NewToken(),
 	}
 	cmd := &fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst}
@@ -267,7 +277,7 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 	}
 	insts, idx, _ := h.store.Instances(k)
 	now := h.now()
-	views := make([]api.Instance, 0, len(insts))
+	views := make([]listed, 0, len(insts))
 	for _, inst := range insts {
 		if rev != "" && inst.RevisionTag != rev {
 			continue
@@ -275,15 +285,15 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 		if !hasAll(inst.Tags, tags) {
 			continue
 		}
-		v := h.view(inst, now)
+		v := h.lease(inst, now)
 		if status != "" && v.Status != status {
 			continue
 		}
-		views = append(views, v)
+		views = append(views, listed{Instance: v, md: inst.Metadata})
 	}
 	page, next := paginate(views, limit, marker,
-		func(v api.Instance, m string) bool { return v.ID > m },
-		func(v api.Instance) string { return v.ID })
+		func(v listed, m string) bool { return v.ID > m },
+		func(v listed) string { return v.ID })
 	setIndex(w, idx)
 	h.writeInstanceList(w, http.StatusOK, list(page, limit, next))
 }

@@ -37,18 +37,18 @@ type Revision struct {
 // Instance is one stored instance registration. It is immutable once stored:
 // a change stores a new value.
 type Instance struct {
-	Namespace        string            `json:"namespace"`
-	Service          string            `json:"service"`
-	ID               string            `json:"id"`
-	RevisionTag      string            `json:"revision_tag,omitempty"`
-	Address          string            `json:"address,omitempty"`
-	Port             int               `json:"port,omitempty"`
-	PublicURL        string            `json:"public_url,omitempty"`
-	Endpoints        []string          `json:"endpoints,omitempty"`
-	Tags             []string          `json:"tags,omitempty"`
-	Metadata         map[string]string `json:"metadata,omitempty"`
-	HeartbeatTimeout int               `json:"heartbeat_timeout"`
-	RegisteredAt     time.Time         `json:"registered_at"`
+	Namespace        string    `json:"namespace"`
+	Service          string    `json:"service"`
+	ID               string    `json:"id"`
+	RevisionTag      string    `json:"revision_tag,omitempty"`
+	Address          string    `json:"address,omitempty"`
+	Port             int       `json:"port,omitempty"`
+	PublicURL        string    `json:"public_url,omitempty"`
+	Endpoints        []string  `json:"endpoints,omitempty"`
+	Tags             []string  `json:"tags,omitempty"`
+	Metadata         Metadata  `json:"metadata,omitempty"`
+	HeartbeatTimeout int       `json:"heartbeat_timeout"`
+	RegisteredAt     time.Time `json:"registered_at"`
 	// RegIndex is the log index of the command that made this registration.
 	// It names the registration: a replaced or re-registered instance gets a new one.
 	RegIndex uint64 `json:"reg_index"`
@@ -154,6 +154,7 @@ type Store struct {
 	notify   chan struct{}
 	observer Observer
 	ready    readiness
+	intern   *interner // guarded by mu (write lock)
 }
 
 // New returns an empty Store that retains the newest retainEvents events
@@ -169,6 +170,7 @@ func New(retainEvents int, obs Observer) *Store {
 		notify:   make(chan struct{}),
 		observer: obs,
 		ready:    newReadiness(),
+		intern:   newInterner(),
 	}
 }
 

@@ -39,6 +39,18 @@ func (in *interner) str(s string) string {
 	return s
 }
 
+// strBytes returns the shared copy of string(b), allocating only when b
+// is new.
+func (in *interner) strBytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if c, ok := in.strs[string(b)]; ok { // no allocation for the lookup
+		return c
+	}
+	return in.str(string(b))
+}
+
 // tagList returns a shared slice equal to tags (nil stays nil, empty stays
 // empty). tags itself is not modified: the caller may still hold it.
 func (in *interner) tagList(tags []string) []string {

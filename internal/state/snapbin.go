@@ -211,15 +211,6 @@ func (r *snapReader) str() string { return r.in.strBytes(r.raw()) }
 // fresh reads a string of its own.
 func (r *snapReader) fresh() string { return string(r.raw()) }
 
-// bytes reads a byte string of its own (nil when empty).
-func (r *snapReader) bytes() []byte {
-	b := r.raw()
-	if len(b) == 0 {
-		return nil
-	}
-	return append([]byte(nil), b...)
-}
-
 func (r *snapReader) boolean() bool {
 	switch r.uvarint() {
 	case 0:

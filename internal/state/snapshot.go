@@ -266,7 +266,7 @@ func readBinarySnapshot(br *bufio.Reader, in *interner, limit int) (map[Key]*ser
 	events := newRing(limit)
 	events.last = last - uint64(nEvents)
 	for i := 0; i < nEvents && r.err == nil; i++ {
-		e := api.Event{ID: r.uvarint(), Type: r.str(), Namespace: r.str(), Service: r.str(), Time: r.time(), Payload: r.bytes()}
+		e := api.Event{ID: r.uvarint(), Type: r.str(), Namespace: r.str(), Service: r.str(), Time: r.time(), Payload: r.raw()} // push copies the payload
 		if r.err == nil && e.ID != events.last+1 {
 			r.fail(fmt.Errorf("event %d has id %d, want %d", i, e.ID, events.last+1))
 		}

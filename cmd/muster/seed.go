@@ -25,8 +25,10 @@ func newSeedCmd() *cobra.Command {
 		dataDir string
 	)
 	cmd := &cobra.Command{
-		Use:    "seed-data-dir",
-		Short:  "Write a data directory holding many instances (for restart measurements)",
+		Use:   "seed-data-dir",
+		Short: "Write a data directory holding many instances (for restart measurements)",
+		Example: `  muster seed-data-dir --data-dir /tmp/m1 --instances 1000000 --raft-addr 127.0.0.1:17411
+  muster serve --data-dir /tmp/m1 --raft-addr 127.0.0.1:17411`,
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -359,7 +359,7 @@ func (h *harness) registerInstance(t *rapid.T) {
 	now := h.tick(t)
 	token := fmt.Sprintf("tok-%018d", h.index+1)
 	res := h.apply(t, &fsm.RegisterInstance{Time: now, Replace: replace, Instance: state.Instance{
-		Namespace: testNS, Service: svc, ID: id, HeartbeatTimeout: timeout, Tags: tags, Token: token, Metadata: state.MetadataOf(md),
+		Namespace: testNS, Service: svc, ID: id, HeartbeatTimeout: int32(timeout), Tags: tags, Token: token, Metadata: state.MetadataOf(md),
 		RegIndex: 999_999, // the FSM stamps the log index over whatever the command says
 	}})
 
@@ -651,7 +651,7 @@ func (h *harness) checkState(t *rapid.T, n *node) {
 		for _, inst := range insts {
 			gotIDs = append(gotIDs, inst.ID)
 			mi := s.insts[inst.ID]
-			if inst.RegIndex != mi.regIndex || inst.HeartbeatTimeout != mi.timeout || inst.Token != mi.token ||
+			if inst.RegIndex != mi.regIndex || int(inst.HeartbeatTimeout) != mi.timeout || inst.Token != mi.token ||
 				!slices.Equal(inst.Tags, mi.tags) || !maps.Equal(inst.Metadata.Map(), mi.md) || !inst.RegisteredAt.Equal(mi.registeredAt) {
 				t.Fatalf("instance %s = %+v, want %+v", inst.Key(), inst, mi)
 			}

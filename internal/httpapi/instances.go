@@ -119,9 +119,9 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	}
 	inst := state.Instance{
 		Namespace: k.Namespace, Service: k.Name, ID: req.ID, RevisionTag: req.RevisionTag,
-		Address: req.Address, Port: req.Port, PublicURL: req.PublicURL,
+		Address: req.Address, Port: int32(req.Port), PublicURL: req.PublicURL, // validated: 0-65535
 		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: state.MetadataOf(req.Metadata),
-		HeartbeatTimeout: req.HeartbeatTimeout, Token: lease.NewToken(),
+		HeartbeatTimeout: int32(req.HeartbeatTimeout), Token: lease.NewToken(), // validated: 3-120
 	}
 	cmd := &fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst}
 	if !replace {

@@ -20,7 +20,7 @@ func TestKeysWithOneHash(t *testing.T) {
 			t.Fatal(err)
 		}
 		tb.keyHash = func(state.InstanceKey) uint64 { return 42 }
-		mk := func(id string, reg uint64, timeout int) *state.Instance {
+		mk := func(id string, reg uint64, timeout int32) *state.Instance {
 			return &state.Instance{Namespace: "ns", Service: "svc", ID: id, RegIndex: reg, HeartbeatTimeout: timeout, Token: "tok-" + id}
 		}
 		a, b, c := mk("a", 1, 3), mk("b", 2, 3), mk("c", 3, 60)

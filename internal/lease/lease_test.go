@@ -28,7 +28,7 @@ func newTable(t *testing.T, opts lease.Options) *lease.Table {
 }
 
 func instance(id string, regIndex uint64, timeoutSeconds int) *state.Instance {
-	return &state.Instance{Namespace: "ns", Service: "svc", ID: id, RegIndex: regIndex, HeartbeatTimeout: timeoutSeconds, Token: lease.NewToken()}
+	return &state.Instance{Namespace: "ns", Service: "svc", ID: id, RegIndex: regIndex, HeartbeatTimeout: int32(timeoutSeconds), Token: lease.NewToken()}
 }
 
 // heartbeat renews k and fails the test if it is refused.

@@ -101,9 +101,9 @@ func EventInstance(inst *Instance, lastBeat, expires time.Time) api.Instance {
 func InstanceView(inst *Instance, withMetadata bool) api.Instance {
 	v := api.Instance{
 		Namespace: inst.Namespace, Service: inst.Service, ID: inst.ID,
-		RevisionTag: inst.RevisionTag, Address: inst.Address, Port: inst.Port,
+		RevisionTag: inst.RevisionTag, Address: inst.Address, Port: int(inst.Port),
 		PublicURL: inst.PublicURL, Endpoints: inst.Endpoints, Tags: inst.Tags,
-		HeartbeatTimeout: inst.HeartbeatTimeout,
+		HeartbeatTimeout: int(inst.HeartbeatTimeout),
 		RegisteredAt:     inst.RegisteredAt,
 	}
 	if v.Endpoints == nil {
@@ -150,7 +150,7 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 		n.PublicURL = *p.PublicURL
 	}
 	if p.HeartbeatTimeout != nil {
-		n.HeartbeatTimeout = *p.HeartbeatTimeout
+		n.HeartbeatTimeout = int32(*p.HeartbeatTimeout) // validated: 3-120
 	}
 	t := s.begin(now)
 	defer t.commit()

@@ -162,14 +162,14 @@ func (r *snapReader) varint() int64 {
 	return v
 }
 
-// int reads a varint that must fit an int32 (ports, timeouts).
-func (r *snapReader) int() int {
+// int32 reads a varint that must fit an int32 (ports, timeouts).
+func (r *snapReader) int32() int32 {
 	v := r.varint()
 	if v < math.MinInt32 || v > math.MaxInt32 {
 		r.fail(fmt.Errorf("integer %d out of range", v))
 		return 0
 	}
-	return int(v)
+	return int32(v)
 }
 
 // count reads a length or count, refusing one above limit.
@@ -297,11 +297,11 @@ func (r *snapReader) readInstance(k Key) *Instance {
 	inst := &Instance{Namespace: k.Namespace, Service: k.Name}
 	r.ownStrings(&inst.ID, &inst.Address, &inst.PublicURL, &inst.Token)
 	inst.RevisionTag = r.str()
-	inst.Port = r.int()
+	inst.Port = r.int32()
 	inst.Endpoints = r.strs()
 	inst.Tags = r.tagList()
 	inst.Metadata = r.pairs()
-	inst.HeartbeatTimeout = r.int()
+	inst.HeartbeatTimeout = r.int32()
 	inst.RegisteredAt = r.time()
 	inst.RegIndex = r.uvarint()
 	return inst

@@ -37,17 +37,20 @@ type Revision struct {
 // Instance is one stored instance registration. It is immutable once stored:
 // a change stores a new value.
 type Instance struct {
-	Namespace        string    `json:"namespace"`
-	Service          string    `json:"service"`
-	ID               string    `json:"id"`
-	RevisionTag      string    `json:"revision_tag,omitempty"`
-	Address          string    `json:"address,omitempty"`
-	Port             int       `json:"port,omitempty"`
+	Namespace   string `json:"namespace"`
+	Service     string `json:"service"`
+	ID          string `json:"id"`
+	RevisionTag string `json:"revision_tag,omitempty"`
+	Address     string `json:"address,omitempty"`
+	// Port (0-65535) and HeartbeatTimeout (seconds, 3-120) are validated
+	// before they are stored; as two int32 side by side they keep the record
+	// a size class smaller, which a million records notice.
+	Port             int32     `json:"port,omitempty"`
+	HeartbeatTimeout int32     `json:"heartbeat_timeout"`
 	PublicURL        string    `json:"public_url,omitempty"`
 	Endpoints        []string  `json:"endpoints,omitempty"`
 	Tags             []string  `json:"tags,omitempty"`
 	Metadata         Metadata  `json:"metadata,omitempty"`
-	HeartbeatTimeout int       `json:"heartbeat_timeout"`
 	RegisteredAt     time.Time `json:"registered_at"`
 	// RegIndex is the log index of the command that made this registration.
 	// It names the registration: a replaced or re-registered instance gets a new one.

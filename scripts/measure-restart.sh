@@ -40,9 +40,11 @@ run() {
 
 rm -rf "$W/empty" "$W/run"
 mkdir -p "$W/empty"
+sync
 set -- $(run "$W/empty")
 empty_s=$1 empty_rss=$2
 cp -a "$W/seed-$N" "$W/run"
+sync # the copy's writeback would otherwise slow the server's first fsync
 set -- $(run "$W/run")
 full_s=$1 full_rss=$2 full_hwm=$3
 echo "empty data dir: ready in ${empty_s} s, VmRSS ${empty_rss} kB"

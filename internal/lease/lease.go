@@ -295,6 +295,11 @@ func (t *Table) InstanceAdded(inst *state.Instance) {
 	s.schedule(e)
 }
 
+// AddsInParallel makes the Table a state.ParallelObserver: InstanceAdded
+// takes only the lock of the key's shard, so a restore may call it from
+// several goroutines.
+func (t *Table) AddsInParallel() {}
+
 // InstanceRemoved stops tracking a registration.
 func (t *Table) InstanceRemoved(inst *state.Instance) {
 	k := inst.Key()

@@ -17,10 +17,10 @@ import (
 //
 //	magic (8 bytes) | version (uvarint)
 //	last event id | service count | event count
+//	per event: id, type, namespace, service, time, payload
 //	per service: namespace, name, default tag, policy JSON, definition JSON,
 //	  revisions (count; tag, created, metadata, not-default),
 //	  instances (count; see writeInstance), sorted by id
-//	per event: id, type, namespace, service, time, payload
 //
 // Restore tells it from the JSON snapshot of version 1 by its first bytes.
 

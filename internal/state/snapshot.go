@@ -2,13 +2,16 @@ package state
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
@@ -79,11 +82,8 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	sw.uvarint(snap.header.LastEvent)
 	sw.uvarint(uint64(len(snap.services)))
 	sw.uvarint(uint64(len(snap.events)))
-	for i := range snap.services {
-		if err := sw.service(&snap.services[i]); err != nil {
-			return cw.n, err
-		}
-	}
+	// Events first: Restore encodes them for the feed on another goroutine
+	// while it decodes the services.
 	for i := range snap.events {
 		e := &snap.events[i]
 		sw.uvarint(e.ID)
@@ -92,6 +92,11 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		sw.str(e.Service)
 		sw.time(e.Time)
 		sw.bytes(e.Payload)
+	}
+	for i := range snap.services {
+		if err := sw.service(&snap.services[i]); err != nil {
+			return cw.n, err
+		}
 	}
 	if sw.err == nil {
 		sw.err = sw.w.Flush()
@@ -189,15 +194,42 @@ func (s *Store) Restore(r io.Reader) error {
 	s.rebuildReadiness()
 	if s.observer != nil {
 		s.observer.Reset()
-		for _, svc := range services {
-			for _, inst := range svc.instances {
-				s.observer.InstanceAdded(inst)
-			}
-		}
+		tellRestored(s.observer, services)
 	}
 	close(s.notify)
 	s.notify = make(chan struct{})
 	return nil
+}
+
+// tellRestored tells obs of every restored instance: from one goroutine per
+// CPU if obs is a ParallelObserver (a million lease entries take a while),
+// else from this one.
+func tellRestored(obs Observer, services map[Key]*service) {
+	workers := runtime.GOMAXPROCS(0)
+	if _, ok := obs.(ParallelObserver); !ok || workers < 2 || len(services) < 2 {
+		for _, svc := range services {
+			for _, inst := range svc.instances {
+				obs.InstanceAdded(inst)
+			}
+		}
+		return
+	}
+	work := make(chan *service, len(services))
+	for _, svc := range services {
+		work <- svc
+	}
+	close(work)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for svc := range work {
+				for _, inst := range svc.instances {
+					obs.InstanceAdded(inst)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // readJSONSnapshot reads a snapshot of version 1: a stream of JSON values,
@@ -255,6 +287,11 @@ func readBinarySnapshot(br *bufio.Reader, in *interner, limit int) (map[Key]*ser
 	if r.err == nil && uint64(nEvents) > last {
 		r.fail(fmt.Errorf("%d events but the last id is %d", nEvents, last))
 	}
+	events := r.events(last, nEvents, limit)
+	// Encoding the retained events for the feed (JSON, by reflection) is a
+	// good part of a restore: it runs beside the decoding of the services.
+	encoded := make(chan [][]byte, 1)
+	go func() { encoded <- encodeEvents(events) }()
 	services := make(map[Key]*service, min(nServices, 1<<16))
 	for i := 0; i < nServices && r.err == nil; i++ {
 		k, svc := r.service()
@@ -263,29 +300,54 @@ func readBinarySnapshot(br *bufio.Reader, in *interner, limit int) (map[Key]*ser
 		}
 		services[k] = svc
 	}
-	events := newRing(limit)
-	events.last = last - uint64(nEvents)
-	for i := 0; i < nEvents && r.err == nil; i++ {
-		e := api.Event{ID: r.uvarint(), Type: r.str(), Namespace: r.str(), Service: r.str(), Time: r.time(), Payload: r.raw()} // push copies the payload
-		if r.err == nil && e.ID != events.last+1 {
-			r.fail(fmt.Errorf("event %d has id %d, want %d", i, e.ID, events.last+1))
-		}
-		if r.err == nil && !json.Valid(e.Payload) {
-			r.fail(fmt.Errorf("event %d has a payload that is not JSON", e.ID))
-		}
-		if r.err == nil {
-			events.push(e)
-		}
-	}
 	if r.err == nil {
 		if _, err := br.ReadByte(); err != io.EOF {
-			r.fail(errors.New("data after the last event"))
+			r.fail(errors.New("data after the last service"))
 		}
 	}
+	lines := <-encoded
 	if r.err != nil {
 		return nil, ring{}, fmt.Errorf("state: reading snapshot: %w", r.err)
 	}
-	return services, events, nil
+	ev := newRing(limit)
+	ev.last = last - uint64(len(events))
+	for i := range events {
+		ev.pushEncoded(events[i], lines[i])
+	}
+	return services, ev, nil
+}
+
+// events reads the n events of a snapshot whose newest id is last, and
+// returns those that a ring of limit retains, with payloads of their own.
+func (r *snapReader) events(last uint64, n, limit int) []api.Event {
+	skip := max(n-limit, 0)
+	out := make([]api.Event, 0, min(n-skip, 1<<20))
+	next := last - uint64(n) + 1
+	for i := 0; i < n && r.err == nil; i++ {
+		e := api.Event{ID: r.uvarint(), Type: r.str(), Namespace: r.str(), Service: r.str(), Time: r.time()}
+		payload := r.raw()
+		if r.err == nil && e.ID != next {
+			r.fail(fmt.Errorf("event %d has id %d, want %d", i, e.ID, next))
+		}
+		if r.err == nil && !json.Valid(payload) {
+			r.fail(fmt.Errorf("event %d has a payload that is not JSON", e.ID))
+		}
+		next++
+		if i >= skip && r.err == nil {
+			e.Payload = bytes.Clone(payload)
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// encodeEvents returns encodeEvent of each event.
+func encodeEvents(events []api.Event) [][]byte {
+	out := make([][]byte, len(events))
+	for i := range events {
+		out[i] = encodeEvent(&events[i])
+	}
+	return out
 }
 
 // service reads what snapWriter.service wrote.

@@ -107,7 +107,7 @@ func TestRestoreRejectsBadBinarySnapshots(t *testing.T) {
 		{"empty", "", "not a Muster snapshot"},
 		{"other file", "PK\x03\x04 a zip file", "not a Muster snapshot"},
 		{"newer version", "MUSTERSS\x03" + string(good[9:]), "version 3 is not supported"},
-		{"data after the end", string(good) + "\x00", "data after the last event"},
+		{"data after the end", string(good) + "\x00", "data after the last service"},
 		{"event ids not contiguous", string(bytes.Replace(good, []byte("\x01\x11revision.register"), []byte("\x02\x11revision.register"), 1)), "has id 2, want 1"},
 	}
 	for n := range len(good) {

@@ -149,6 +149,16 @@ type Observer interface {
 	Reset()
 }
 
+// ParallelObserver is an Observer whose InstanceAdded may be called from
+// several goroutines at once. A restore, which adds every instance, then
+// spreads the calls over the CPUs; all other calls stay one at a time, in
+// log order.
+type ParallelObserver interface {
+	Observer
+	// AddsInParallel marks the implementation; it is never called.
+	AddsInParallel()
+}
+
 // Store is the state. The zero value is not usable: call New.
 type Store struct {
 	mu       sync.RWMutex

@@ -262,8 +262,9 @@ func encodeToken(b [16]byte) string {
 	return string(out[:])
 }
 
-// InstanceAdded starts tracking a registration, or takes a new timeout for
-// the same registration (a patch). Its deadline starts at now + timeout.
+// InstanceAdded starts tracking a registration, or takes the new record of
+// the same registration (a patch; a new timeout applies from the next
+// heartbeat on). A new registration's deadline starts at now + timeout.
 func (t *Table) InstanceAdded(inst *state.Instance) {
 	k := inst.Key()
 	s, h := t.shardFor(k)

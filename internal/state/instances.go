@@ -156,9 +156,10 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 	defer t.commit()
 	svc.instances[k.ID] = &n
 	svc.sorted.Store(nil)
-	if s.observer != nil && n.HeartbeatTimeout != old.HeartbeatTimeout {
-		// Same registration, new timeout: the lease table keeps the token and
-		// takes the new timeout from the next heartbeat on.
+	if s.observer != nil {
+		// Same registration, new record: the lease table keeps the token,
+		// takes a new timeout from the next heartbeat on, and lets go of the
+		// old record.
 		s.observer.InstanceAdded(&n)
 	}
 	if lastBeat.IsZero() {

@@ -141,7 +141,8 @@ func (s *service) ruleChoice() string {
 // call back into the Store. The lease table is the observer.
 type Observer interface {
 	// InstanceAdded is called when a registration starts (also for each
-	// instance after a restore, once Reset has been called).
+	// instance after a restore, once Reset has been called), and when a
+	// patch replaces its record: same RegIndex, perhaps a new timeout.
 	InstanceAdded(inst *Instance)
 	// InstanceRemoved is called when a registration ends.
 	InstanceRemoved(inst *Instance)

@@ -185,11 +185,11 @@ func TestObserverOrder(t *testing.T) {
 			tags := []string{"x"}
 			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{Tags: &tags}, time.Time{}, time.Time{})
 			return err
-		}, nil},
+		}, []string{"add a/web-1@3/30s"}}, // the new record, same registration
 		{"patch with the same timeout", func() error {
 			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(30)}, time.Time{}, time.Time{})
 			return err
-		}, nil},
+		}, []string{"add a/web-1@3/30s"}},
 		{"patch with a new timeout: same registration", func() error {
 			_, err := st.PatchInstance(at(5), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)}, time.Time{}, time.Time{})
 			return err

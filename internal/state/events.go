@@ -27,13 +27,19 @@ func newRing(limit int) ring {
 	return ring{buf: make([]api.Event, 0, n), enc: make([][]byte, 0, n), limit: limit}
 }
 
-func (r *ring) push(e api.Event) { r.pushEncoded(e, encodeEvent(&e)) }
+// push appends e as the next event (it takes the next id).
+func (r *ring) push(e api.Event) {
+	e.ID = r.last + 1
+	r.pushEncoded(e, encodeEvent(&e))
+}
 
-// pushEncoded appends e, whose ID is the next id and whose line b is
+// pushEncoded appends e, whose ID must be the next id, with its line b =
 // encodeEvent(&e) (made ahead, perhaps on another goroutine).
 func (r *ring) pushEncoded(e api.Event, b []byte) {
 	r.last++
-	e.ID = r.last
+	if e.ID != r.last {
+		panic("state: event pushed out of order") // callers set and check the id
+	}
 	// The payload ends the encoded line, byte for byte when it is compact
 	// (as the payloads we encode are): hold it once, not twice. Either way
 	// the ring keeps no reference to the caller's bytes.

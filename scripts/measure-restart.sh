@@ -7,13 +7,14 @@
 #
 #   scripts/measure-restart.sh [instances] [work-dir] [settle-seconds]
 #
-# Ports 17410 (HTTP) and 17411 (Raft) must be free. Needs curl.
+# Ports 17410 (HTTP) and 17411 (Raft) must be free (or set MUSTER_HTTP_ADDR and
+# MUSTER_RAFT_ADDR; the seed records the Raft address). Needs curl and bc.
 set -eu
 N=${1:-1000000}
 W=${2:-/tmp/muster-restart}
 SETTLE=${3:-15}
-HTTP=127.0.0.1:17410
-RAFT=127.0.0.1:17411
+HTTP=${MUSTER_HTTP_ADDR:-127.0.0.1:17410}
+RAFT=${MUSTER_RAFT_ADDR:-127.0.0.1:17411}
 mkdir -p "$W"
 go build -o "$W/muster" ./cmd/muster
 if [ ! -d "$W/seed-$N" ]; then

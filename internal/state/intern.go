@@ -8,6 +8,11 @@ import "encoding/binary"
 // a bounded amount of memory instead of growing for ever.
 const internLimit = 1 << 16
 
+// maxInternedValue is the longest metadata value that is interned: longer
+// ones (up to 1 KiB each) seldom repeat, and would make the table's worst
+// case 64 MiB instead of 4.
+const maxInternedValue = 64
+
 // interner makes equal strings that many instances carry (names, revision
 // tags, tags, metadata keys and values) share one copy, and equal tag lists
 // share one slice. It only changes which copy of a value a record points to,
@@ -82,7 +87,9 @@ func (in *interner) tagList(tags []string) []string {
 func (in *interner) metadata(md Metadata) {
 	for i := range md {
 		md[i].Key = in.str(md[i].Key)
-		md[i].Value = in.str(md[i].Value)
+		if len(md[i].Value) <= maxInternedValue {
+			md[i].Value = in.str(md[i].Value)
+		}
 	}
 }
 

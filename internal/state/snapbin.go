@@ -269,7 +269,13 @@ func (r *snapReader) pairs() Metadata {
 	}
 	md := make(Metadata, 0, min(n, 1024))
 	for range n {
-		md = append(md, Pair{Key: r.str(), Value: r.str()})
+		k := r.str()
+		v := r.raw()
+		if len(v) <= maxInternedValue {
+			md = append(md, Pair{Key: k, Value: r.in.strBytes(v)})
+		} else {
+			md = append(md, Pair{Key: k, Value: string(v)})
+		}
 	}
 	if r.err == nil && !md.valid() {
 		r.fail(errors.New("metadata keys not sorted"))

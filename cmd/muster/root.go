@@ -24,6 +24,6 @@ Run a server with "muster serve"; the other commands talk to one at --addr.`,
 	}
 	g := &globals{}
 	g.register(root)
-	root.AddCommand(newServeCmd(), newRevisionsCmd(g), newInstancesCmd(g), newServicesCmd(g), newPolicyCmd(g), newResolveCmd(g), newEventsCmd(g), newStatusCmd(g), newBenchCmd(g))
+	root.AddCommand(newServeCmd(), newRevisionsCmd(g), newInstancesCmd(g), newServicesCmd(g), newPolicyCmd(g), newResolveCmd(g), newEventsCmd(g), newStatusCmd(g), newBenchCmd(g), newSeedCmd())
 	return root
 }

@@ -7,6 +7,7 @@ package fsm
 import (
 	"fmt"
 	"io"
+	"runtime/debug"
 
 	"github.com/hashicorp/raft"
 
@@ -102,13 +103,39 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	return &snapshot{snap: f.store.Snapshot()}, nil
 }
 
+// bigRestore is the snapshot size from which a restore hands the memory it
+// used while decoding back to the operating system.
+const bigRestore = 64 << 20
+
 // Restore replaces the state with a persisted snapshot.
+//
+// Decoding a large snapshot (a restart with a million instances) leaves
+// hundreds of megabytes of heap that the collector frees but the runtime
+// returns to the OS only slowly, so the process would stay that much larger
+// for minutes. After such a restore, one forced collection that also
+// returns free memory runs in the background: it does not hold up the
+// restore, and small restores (tests, small registries) skip it.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if err := f.store.Restore(rc); err != nil {
+	cr := &countingReader{r: rc}
+	if err := f.store.Restore(cr); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
+	if cr.n >= bigRestore {
+		go debug.FreeOSMemory()
+	}
 	return nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 type snapshot struct {

@@ -131,10 +131,10 @@ func fillAndSnapshot(b *testing.B, path string) {
 			Namespace: "prod", Service: fmt.Sprintf("service-%04d", i%1000), ID: fmt.Sprintf("instance-%07d", i),
 			Address: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Port: 8080,
 			Tags: []string{"http", "v2", "zone-a", fmt.Sprintf("shard-%d", i%64)},
-			Metadata: map[string]string{
+			Metadata: state.MetadataOf(map[string]string{
 				"region": "eu-west-1", "zone": "eu-west-1a",
 				"version": fmt.Sprintf("1.%d.%d", i%7, i%13), "host": fmt.Sprintf("node-%05d", i%20000),
-			},
+			}),
 			HeartbeatTimeout: 30, Token: lease.NewToken(),
 		}})
 		if err != nil {

@@ -50,9 +50,14 @@ type modelInst struct {
 	regIndex     uint64
 	timeout      int
 	tags         []string
+	md           map[string]string
 	token        string
 	registeredAt time.Time
 }
+
+// mdPool are the metadata the test registers and patches with: none,
+// one pair, and keys that sort and escape differently.
+var mdPool = []map[string]string{nil, {}, {"zone": "a"}, {"zone": "b", "rack": "7", "<&>": "é\u2028", "Z": ""}}
 
 type modelSvc struct {
 	revs  map[string]modelRev
@@ -90,10 +95,14 @@ func (m *model) exists(name string) bool {
 }
 
 func (m *model) emit(typ, svc string, at time.Time, payload any) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
+	// Payloads are written with HTML characters unescaped.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(payload); err != nil {
 		panic(err)
 	}
+	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	m.events = append(m.events, wantEvent{typ: typ, svc: svc, at: at, payload: raw})
 }
 
@@ -163,8 +172,12 @@ func instanceJSON(svc, id string, mi modelInst, at time.Time) api.Instance {
 	if tags == nil {
 		tags = []string{}
 	}
+	md := mi.md
+	if md == nil {
+		md = map[string]string{}
+	}
 	return api.Instance{
-		Namespace: testNS, Service: svc, ID: id, Endpoints: []string{}, Tags: tags, Metadata: map[string]string{},
+		Namespace: testNS, Service: svc, ID: id, Endpoints: []string{}, Tags: tags, Metadata: md,
 		HeartbeatTimeout: mi.timeout, Status: api.StatusPassing, RegisteredAt: mi.registeredAt,
 		LastHeartbeatAt: at, ExpiresAt: at.Add(time.Duration(mi.timeout) * time.Second),
 	}
@@ -342,10 +355,11 @@ func (h *harness) registerInstance(t *rapid.T) {
 	replace := rapid.Bool().Draw(t, "replace")
 	timeout := rapid.SampledFrom([]int{3, 10, 30, 120}).Draw(t, "timeout")
 	tags := rapid.SampledFrom([][]string{nil, {"eu"}, {"eu", "canary"}}).Draw(t, "tags")
+	md := rapid.SampledFrom(mdPool).Draw(t, "metadata")
 	now := h.tick(t)
 	token := fmt.Sprintf("tok-%018d", h.index+1)
 	res := h.apply(t, &fsm.RegisterInstance{Time: now, Replace: replace, Instance: state.Instance{
-		Namespace: testNS, Service: svc, ID: id, HeartbeatTimeout: timeout, Tags: tags, Token: token,
+		Namespace: testNS, Service: svc, ID: id, HeartbeatTimeout: int32(timeout), Tags: tags, Token: token, Metadata: state.MetadataOf(md),
 		RegIndex: 999_999, // the FSM stamps the log index over whatever the command says
 	}})
 
@@ -358,7 +372,7 @@ func (h *harness) registerInstance(t *rapid.T) {
 	if res.Err != nil {
 		t.Fatalf("RegisterInstance: %v", res.Err)
 	}
-	mi := modelInst{regIndex: h.index, timeout: timeout, tags: tags, token: token, registeredAt: now}
+	mi := modelInst{regIndex: h.index, timeout: timeout, tags: tags, md: md, token: token, registeredAt: now}
 	s.insts[id] = mi
 	typ := api.EventInstanceJoin
 	if live {
@@ -379,6 +393,10 @@ func (h *harness) patchInstance(t *rapid.T) {
 	if rapid.Bool().Draw(t, "patch tags") {
 		tags := rapid.SampledFrom([][]string{{}, {"us"}, {"eu", "canary"}}).Draw(t, "tags")
 		p.Tags = &tags
+	}
+	if rapid.Bool().Draw(t, "patch metadata") {
+		md := rapid.SampledFrom(mdPool[1:]).Draw(t, "metadata") // a patch's metadata is never null
+		p.Metadata = &md
 	}
 	if rapid.Bool().Draw(t, "patch timeout") {
 		to := rapid.SampledFrom([]int{3, 10, 30, 120}).Draw(t, "timeout")
@@ -405,8 +423,11 @@ func (h *harness) patchInstance(t *rapid.T) {
 	if p.HeartbeatTimeout != nil {
 		mi.timeout = *p.HeartbeatTimeout
 	}
+	if p.Metadata != nil {
+		mi.md = *p.Metadata
+	}
 	s.insts[id] = mi
-	if p.Tags != nil || p.HeartbeatTimeout != nil { // an empty patch changes nothing and says nothing
+	if p.Tags != nil || p.HeartbeatTimeout != nil || p.Metadata != nil { // an empty patch changes nothing and says nothing
 		h.m.emit(api.EventInstanceUpdate, svc, now, instanceJSON(svc, id, mi, now))
 	}
 	if got := res.Value.(fsm.InstanceResult).Instance; got.RegIndex != mi.regIndex || got.Token != mi.token {
@@ -630,8 +651,8 @@ func (h *harness) checkState(t *rapid.T, n *node) {
 		for _, inst := range insts {
 			gotIDs = append(gotIDs, inst.ID)
 			mi := s.insts[inst.ID]
-			if inst.RegIndex != mi.regIndex || inst.HeartbeatTimeout != mi.timeout || inst.Token != mi.token ||
-				!slices.Equal(inst.Tags, mi.tags) || !inst.RegisteredAt.Equal(mi.registeredAt) {
+			if inst.RegIndex != mi.regIndex || int(inst.HeartbeatTimeout) != mi.timeout || inst.Token != mi.token ||
+				!slices.Equal(inst.Tags, mi.tags) || !maps.Equal(inst.Metadata.Map(), mi.md) || !inst.RegisteredAt.Equal(mi.registeredAt) {
 				t.Fatalf("instance %s = %+v, want %+v", inst.Key(), inst, mi)
 			}
 		}

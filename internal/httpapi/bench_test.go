@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/state"
 )
 
 // discardWriter is a ResponseWriter that keeps nothing.
@@ -38,10 +39,11 @@ func BenchmarkWriteInstanceList(b *testing.B) {
 // hand-written encoder that listInstances uses.
 func BenchmarkWriteInstanceListFast(b *testing.B) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	insts := make([]api.Instance, 100)
+	insts := make([]listed, 100)
 	for i := range insts {
-		insts[i] = api.Instance{Namespace: "bench", Service: "svc", ID: fmt.Sprintf("i-%05d", i), Address: "10.0.0.1", Port: 8080,
-			Tags: []string{"bench"}, HeartbeatTimeout: 30, Status: api.StatusPassing, RegisteredAt: now, LastHeartbeatAt: now, ExpiresAt: now}
+		insts[i] = listed{Instance: api.Instance{Namespace: "bench", Service: "svc", ID: fmt.Sprintf("i-%05d", i), Address: "10.0.0.1", Port: 8080,
+			Tags: []string{"bench"}, HeartbeatTimeout: 30, Status: api.StatusPassing, RegisteredAt: now, LastHeartbeatAt: now, ExpiresAt: now},
+			md: state.Metadata{{Key: "region", Value: "eu-west-1"}, {Key: "zone", Value: "eu-west-1a"}}}
 	}
 	body := list(insts, 1000, nil)
 	h := &Handler{}

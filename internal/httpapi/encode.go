@@ -4,18 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/state"
 )
 
 // An instance list is the largest answer on the hottest read (a lookup), and
 // encoding/json spends most of its time there on reflection and on three
 // time.Time MarshalJSON calls per instance. appendInstanceList writes the
-// same bytes by hand: field order, escaping (HTML characters unescaped, as
+// same bytes (as the list's wire form encodes to) by hand: field order, escaping (HTML characters unescaped, as
 // writeJSON does), sorted map keys, null for nil slices and maps, and times
 // as time.Time.MarshalJSON writes them. TestInstanceListEncoding holds it to
 // encoding/json's output.
@@ -41,48 +41,73 @@ func (p *bufPool) put(b *[]byte) {
 	p.p.Put(b)
 }
 
-// writeInstanceList writes a page of instances as writeJSON would, with a
-// hand-written encoder.
-func (h *Handler) writeInstanceList(w http.ResponseWriter, status int, l api.List[api.Instance]) {
+// listed is one instance of a list answer: its wire form, whose Metadata
+// is left nil, and the stored metadata, which the encoder writes from its
+// pairs, so that a list does not build a map per instance.
+type listed struct {
+	api.Instance
+	md state.Metadata
+}
+
+// wire returns the instance as the API type, metadata included ({} when it
+// has none, as state.InstanceView gives it).
+func (l *listed) wire() api.Instance {
+	v := l.Instance
+	if v.Metadata = l.md.Map(); v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// writeInstanceList writes a page of instances as writeJSON would write
+// their wire form, with a hand-written encoder.
+func (h *Handler) writeInstanceList(w http.ResponseWriter, status int, l api.List[listed]) {
 	buf := h.bufs.get()
 	defer h.bufs.put(buf)
 	b, ok := appendInstanceList((*buf)[:0], l)
 	if !ok {
-		writeJSON(w, status, l) // a time encoding/json refuses: answer exactly as it would
+		// A time encoding/json refuses: answer exactly as it would.
+		vs := make([]api.Instance, len(l.Values))
+		for i := range l.Values {
+			vs[i] = l.Values[i].wire()
+		}
+		writeJSON(w, status, api.List[api.Instance]{Values: vs, Metadata: l.Metadata})
 		return
 	}
 	*buf = b
 	writeListBody(w, status, b)
 }
 
-// writeRegistration writes the answer to a registration as writeJSON
-// would, with the hand-written encoder: every register is answered with one.
-func (h *Handler) writeRegistration(w http.ResponseWriter, status int, reg api.Registration) {
+// writeRegistration writes the answer to a registration, inst and its
+// first token, as writeJSON would, with the hand-written encoder: every
+// register is answered with one.
+func (h *Handler) writeRegistration(w http.ResponseWriter, status int, inst listed, token string) {
 	buf := h.bufs.get()
 	defer h.bufs.put(buf)
-	b, ok := appendRegistration((*buf)[:0], &reg)
+	b, ok := appendRegistration((*buf)[:0], &inst, token)
 	if !ok {
-		writeJSON(w, status, reg)
+		writeJSON(w, status, api.Registration{Instance: inst.wire(), Token: token})
 		return
 	}
 	*buf = b
 	writeListBody(w, status, b)
 }
 
-// appendRegistration appends reg and a newline: the instance's fields, then
-// the token, as encoding/json writes the embedded struct.
-func appendRegistration(b []byte, reg *api.Registration) (_ []byte, ok bool) {
-	if b, ok = appendInstance(b, &reg.Instance); !ok {
+// appendRegistration appends a registration's answer and a newline: the
+// instance's fields, then the token, as encoding/json writes
+// api.Registration, whose Instance is embedded.
+func appendRegistration(b []byte, inst *listed, token string) (_ []byte, ok bool) {
+	if b, ok = appendInstance(b, inst); !ok {
 		return b, false
 	}
 	b = append(b[:len(b)-1], `,"token":`...)
-	b = appendString(b, reg.Token)
+	b = appendString(b, token)
 	return append(b, "}\n"...), true
 }
 
 // appendInstanceList appends l and a newline, as json.Encoder.Encode does;
 // ok is false for a time that RFC 3339 cannot represent.
-func appendInstanceList(b []byte, l api.List[api.Instance]) (_ []byte, ok bool) {
+func appendInstanceList(b []byte, l api.List[listed]) (_ []byte, ok bool) {
 	b = append(b, `{"values":`...)
 	if l.Values == nil {
 		b = append(b, "null"...)
@@ -111,7 +136,8 @@ func appendInstanceList(b []byte, l api.List[api.Instance]) (_ []byte, ok bool) 
 	return append(b, "}}\n"...), true
 }
 
-func appendInstance(b []byte, v *api.Instance) (_ []byte, ok bool) {
+func appendInstance(b []byte, l *listed) (_ []byte, ok bool) {
+	v := &l.Instance
 	b = append(b, `{"namespace":`...)
 	b = appendString(b, v.Namespace)
 	b = append(b, `,"service":`...)
@@ -131,7 +157,7 @@ func appendInstance(b []byte, v *api.Instance) (_ []byte, ok bool) {
 	b = append(b, `,"tags":`...)
 	b = appendStrings(b, v.Tags)
 	b = append(b, `,"metadata":`...)
-	b = appendStringMap(b, v.Metadata)
+	b = state.AppendMetadataJSON(b, l.md)
 	b = append(b, `,"heartbeat_timeout":`...)
 	b = strconv.AppendInt(b, int64(v.HeartbeatTimeout), 10)
 	b = append(b, `,"status":`...)
@@ -169,29 +195,6 @@ func appendStrings(b []byte, ss []string) []byte {
 		b = appendString(b, s)
 	}
 	return append(b, ']')
-}
-
-// appendStringMap writes the keys sorted, as encoding/json does.
-func appendStringMap(b []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	var stack [16]string
-	keys := stack[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, k)
-		b = append(b, ':')
-		b = appendString(b, m[k])
-	}
-	return append(b, '}')
 }
 
 // appendString quotes s. Printable ASCII other than '"' and '\' is copied

@@ -27,14 +27,18 @@ func instanceKey(r *http.Request) (state.InstanceKey, error) {
 // past its deadline is critical, never passing, even before its expiry is
 // committed.
 func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
-	v, _ := h.viewDeadline(inst, now)
+	v, _ := h.lease(inst, now)
+	v.Metadata = inst.Metadata.Map()
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
 	return v
 }
 
-// viewDeadline is view, and the deadline the status was decided by (before
-// it is truncated for the wire).
-func (h *Handler) viewDeadline(inst *state.Instance, now time.Time) (api.Instance, time.Time) {
-	v := state.InstanceView(inst)
+// lease is view without the metadata, which the caller adds, and the
+// deadline the status was decided by (before it is truncated for the wire).
+func (h *Handler) lease(inst *state.Instance, now time.Time) (api.Instance, time.Time) {
+	v := state.InstanceView(inst, false)
 	l, ok := h.leases.Get(inst.Key(), inst.RegIndex)
 	if !ok {
 		l = lease.Lease{LastBeat: inst.RegisteredAt, Deadline: inst.RegisteredAt.Add(time.Duration(inst.HeartbeatTimeout) * time.Second)}
@@ -116,9 +120,9 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	}
 	inst := state.Instance{
 		Namespace: k.Namespace, Service: k.Name, ID: req.ID, RevisionTag: req.RevisionTag,
-		Address: req.Address, Port: req.Port, PublicURL: req.PublicURL,
-		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: req.Metadata,
-		HeartbeatTimeout: req.HeartbeatTimeout, Token: lease.NewToken(),
+		Address: req.Address, Port: int32(req.Port), PublicURL: req.PublicURL, // validated: 0-65535
+		Endpoints: req.Endpoints, Tags: req.Tags, Metadata: state.MetadataOf(req.Metadata),
+		HeartbeatTimeout: int32(req.HeartbeatTimeout), Token: lease.NewToken(), // validated: 3-120
 	}
 	cmd := &fsm.RegisterInstance{Time: h.stamp(), Replace: replace, Instance: inst}
 	if !replace {
@@ -142,7 +146,8 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	if out.Replaced {
 		status = http.StatusOK
 	}
-	h.writeRegistration(w, status, api.Registration{Instance: h.view(out.Instance, h.now()), Token: out.Instance.Token})
+	v, _ := h.lease(out.Instance, h.now())
+	h.writeRegistration(w, status, listed{Instance: v, md: out.Instance.Metadata}, out.Instance.Token)
 }
 
 func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
@@ -278,7 +283,7 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 		h.serveCachedList(w, k, limit, insts, idx, now)
 		return
 	}
-	views := make([]api.Instance, 0, len(insts))
+	views := make([]listed, 0, len(insts))
 	for _, inst := range insts {
 		if rev != "" && inst.RevisionTag != rev {
 			continue
@@ -286,15 +291,15 @@ func (h *Handler) listInstances(w http.ResponseWriter, r *http.Request) {
 		if !hasAll(inst.Tags, tags) {
 			continue
 		}
-		v := h.view(inst, now)
+		v, _ := h.lease(inst, now)
 		if status != "" && v.Status != status {
 			continue
 		}
-		views = append(views, v)
+		views = append(views, listed{Instance: v, md: inst.Metadata})
 	}
 	page, next := paginate(views, limit, marker,
-		func(v api.Instance, m string) bool { return v.ID > m },
-		func(v api.Instance) string { return v.ID })
+		func(v listed, m string) bool { return v.ID > m },
+		func(v listed) string { return v.ID })
 	setIndex(w, idx)
 	h.writeInstanceList(w, http.StatusOK, list(page, limit, next))
 }

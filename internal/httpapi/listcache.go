@@ -106,17 +106,17 @@ func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int,
 		return
 	}
 	e := &listEntry{insts: insts, version: version, built: now}
-	views := make([]api.Instance, len(insts))
+	views := make([]listed, len(insts))
 	for i, inst := range insts {
-		v, deadline := h.viewDeadline(inst, now)
+		v, deadline := h.lease(inst, now)
 		if v.Status == api.StatusPassing && (e.until.IsZero() || deadline.Before(e.until)) {
 			e.until = deadline
 		}
-		views[i] = v
+		views[i] = listed{Instance: v, md: inst.Metadata}
 	}
 	page, next := paginate(views, limit, "",
-		func(v api.Instance, m string) bool { return v.ID > m },
-		func(v api.Instance) string { return v.ID })
+		func(v listed, m string) bool { return v.ID > m },
+		func(v listed) string { return v.ID })
 	// Encoded straight into the entry's own buffer, sized like the last
 	// answer of the same list.
 	size := 4096
@@ -125,7 +125,7 @@ func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int,
 	}
 	b, ok := appendInstanceList(make([]byte, 0, size), list(page, limit, next))
 	if !ok {
-		writeJSON(w, http.StatusOK, list(page, limit, next)) // as writeInstanceList does
+		h.writeInstanceList(w, http.StatusOK, list(page, limit, next)) // falls back as it does
 		return
 	}
 	e.body = b

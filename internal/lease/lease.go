@@ -42,7 +42,10 @@ const (
 // methods are called by the FSM under the state's write lock; they take only
 // the table's own shard locks and never call back into the state.
 type Table struct {
-	seed    maphash.Seed
+	seed maphash.Seed
+	// keyHash places a key in a shard and in the shard's map; tests may
+	// replace it (before first use) to make keys collide.
+	keyHash func(state.InstanceKey) uint64
 	shards  [shardCount]shard
 	journal Journal
 	// restored holds the newest token per registration read from the journal
@@ -65,31 +68,105 @@ type Table struct {
 	versions [versionStripes]atomic.Uint64
 }
 
+// A million registrations make the table one of the largest structures in
+// memory, so it keeps little per registration: the map is keyed by a 64-bit
+// hash of the instance key rather than by the key's three strings, the entry
+// points at the stored registration (key, RegIndex, timeout) rather than
+// copying it, times are Unix nanoseconds, and the wheel holds entry pointers.
 type shard struct {
-	mu      sync.Mutex
-	entries map[state.InstanceKey]*entry
+	mu sync.Mutex
+	// entries holds the registrations by the hash of their key. A key whose
+	// hash is taken by another live key goes to collided instead (with 64
+	// bits, practically never): get looks there when entries has no match.
+	entries  map[uint64]*entry
+	collided map[state.InstanceKey]*entry
 	// tokens is the shard's source of rotated tokens: a ChaCha8 stream
 	// seeded from crypto/rand (a CSPRNG, so tokens stay unguessable), read
 	// under mu, without the cost of a crypto/rand read per heartbeat.
 	tokens *mrand.ChaCha8
-	// wheel maps a deadline tick to the keys whose deadline fell in it when
-	// it was set. Entries are not removed when a deadline moves: the reaper
-	// checks the entry's current deadline, and drops stale references.
-	wheel map[int64][]wheelRef
-}
-
-type wheelRef struct {
-	key      state.InstanceKey
-	regIndex uint64
+	// wheel maps a deadline tick to the entries whose deadline fell in it
+	// when it was set. References are not removed when a deadline moves or an
+	// entry leaves the table: the reaper checks the entry's current deadline
+	// and whether it was removed, and drops stale references.
+	wheel map[int64][]*entry
 }
 
 type entry struct {
-	regIndex uint64
+	// inst is the stored registration (immutable): its key, RegIndex and
+	// heartbeat timeout. A patch of the timeout swaps in the new record.
+	inst     *state.Instance
 	token    string
-	timeout  time.Duration
-	lastBeat time.Time
-	deadline time.Time
+	lastBeat int64 // Unix nanoseconds
+	deadline int64 // Unix nanoseconds
 	expiring bool
+	removed  bool // left the table: wheel references to it are stale
+}
+
+func (e *entry) is(k state.InstanceKey) bool {
+	return e.inst.ID == k.ID && e.inst.Service == k.Service && e.inst.Namespace == k.Namespace
+}
+
+func (e *entry) timeout() time.Duration {
+	return time.Duration(e.inst.HeartbeatTimeout) * time.Second
+}
+
+// get returns the entry of k, whose hash is h, or nil.
+func (s *shard) get(h uint64, k state.InstanceKey) *entry {
+	if e := s.entries[h]; e != nil && e.is(k) {
+		return e
+	}
+	if len(s.collided) > 0 {
+		return s.collided[k]
+	}
+	return nil
+}
+
+// put makes e the entry of k, whose hash is h; an entry it replaces is
+// marked removed.
+func (s *shard) put(h uint64, k state.InstanceKey, e *entry) {
+	if old := s.collided[k]; old != nil {
+		old.removed = true
+		s.collided[k] = e
+		return
+	}
+	if old := s.entries[h]; old != nil && !old.is(k) {
+		if s.collided == nil {
+			s.collided = make(map[state.InstanceKey]*entry)
+		}
+		s.collided[k] = e
+		return
+	} else if old != nil {
+		old.removed = true
+	}
+	s.entries[h] = e
+}
+
+// remove drops the entry of k, whose hash is h, if it is e.
+func (s *shard) remove(h uint64, k state.InstanceKey, e *entry) {
+	if s.entries[h] == e {
+		delete(s.entries, h)
+	} else if s.collided[k] == e {
+		delete(s.collided, k)
+	} else {
+		return
+	}
+	e.removed = true
+}
+
+// each calls f for every entry of the shard.
+func (s *shard) each(f func(*entry)) {
+	for _, e := range s.entries {
+		f(e)
+	}
+	for _, e := range s.collided {
+		f(e)
+	}
+}
+
+func (s *shard) clear() {
+	s.entries = make(map[uint64]*entry)
+	s.collided = nil
+	s.wheel = make(map[int64][]*entry)
 }
 
 // Options configure a Table.
@@ -127,9 +204,9 @@ func New(opts Options) (*Table, error) {
 		var seed [32]byte
 		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails (Go 1.24+)
 		t.shards[i].tokens = mrand.NewChaCha8(seed)
-		t.shards[i].entries = make(map[state.InstanceKey]*entry)
-		t.shards[i].wheel = make(map[int64][]wheelRef)
+		t.shards[i].clear()
 	}
+	t.keyHash = t.hashKey
 	if t.journal != nil {
 		restored, err := t.journal.Load()
 		if err != nil {
@@ -140,7 +217,7 @@ func New(opts Options) (*Table, error) {
 	return t, nil
 }
 
-func (t *Table) shardFor(k state.InstanceKey) *shard {
+func (t *Table) hashKey(k state.InstanceKey) uint64 {
 	var h maphash.Hash
 	h.SetSeed(t.seed)
 	h.WriteString(k.Namespace)
@@ -148,18 +225,29 @@ func (t *Table) shardFor(k state.InstanceKey) *shard {
 	h.WriteString(k.Service)
 	h.WriteByte(0)
 	h.WriteString(k.ID)
-	return &t.shards[h.Sum64()%shardCount]
+	return h.Sum64()
 }
 
-func tickOf(d time.Time) int64 {
-	ms := d.UnixMilli()
+// shardFor returns k's shard and hash.
+func (t *Table) shardFor(k state.InstanceKey) (*shard, uint64) {
+	h := t.keyHash(k)
+	return &t.shards[h%shardCount], h
+}
+
+func tickOf(d time.Time) int64 { return tickOfNano(d.UnixNano()) }
+
+func tickOfNano(ns int64) int64 {
+	ms := ns / int64(time.Millisecond)
 	return (ms + int64(tick/time.Millisecond) - 1) / int64(tick/time.Millisecond)
 }
 
-func (s *shard) schedule(k state.InstanceKey, e *entry) {
-	b := tickOf(e.deadline)
-	s.wheel[b] = append(s.wheel[b], wheelRef{key: k, regIndex: e.regIndex})
+func (s *shard) schedule(e *entry) {
+	b := tickOfNano(e.deadline)
+	s.wheel[b] = append(s.wheel[b], e)
 }
+
+// unixTime is the inverse of time.Time.UnixNano, in UTC.
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
 
 // NewToken returns a fresh heartbeat token: 128 random bits, URL-safe.
 func NewToken() string {
@@ -181,17 +269,18 @@ func encodeToken(b [16]byte) string {
 	return string(out[:])
 }
 
-// InstanceAdded starts tracking a registration, or takes a new timeout for
-// the same registration (a patch). Its deadline starts at now + timeout.
+// InstanceAdded starts tracking a registration, or takes the new record of
+// the same registration (a patch; a new timeout applies from the next
+// heartbeat on). A new registration's deadline starts at now + timeout.
 func (t *Table) InstanceAdded(inst *state.Instance) {
 	k := inst.Key()
-	s := t.shardFor(k)
+	s, h := t.shardFor(k)
 	now := t.now()
 	timeout := time.Duration(inst.HeartbeatTimeout) * time.Second
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.entries[k]; e != nil && e.regIndex == inst.RegIndex {
-		e.timeout = timeout
+	if e := s.get(h, k); e != nil && e.inst.RegIndex == inst.RegIndex {
+		e.inst = inst // the new timeout applies from the next heartbeat on
 		return
 	}
 	tok := inst.Token
@@ -209,19 +298,24 @@ func (t *Table) InstanceAdded(inst *state.Instance) {
 	if start.IsZero() || start.After(now) {
 		start = now
 	}
-	e := &entry{regIndex: inst.RegIndex, token: tok, timeout: timeout, lastBeat: start, deadline: start.Add(timeout)}
-	s.entries[k] = e
-	s.schedule(k, e)
+	e := &entry{inst: inst, token: tok, lastBeat: start.UnixNano(), deadline: start.Add(timeout).UnixNano()}
+	s.put(h, k, e)
+	s.schedule(e)
 }
+
+// AddsInParallel makes the Table a state.ParallelObserver: InstanceAdded
+// takes only the lock of the key's shard, so a restore may call it from
+// several goroutines.
+func (t *Table) AddsInParallel() {}
 
 // InstanceRemoved stops tracking a registration.
 func (t *Table) InstanceRemoved(inst *state.Instance) {
 	k := inst.Key()
-	s := t.shardFor(k)
+	s, h := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.entries[k]; e != nil && e.regIndex == inst.RegIndex {
-		delete(s.entries, k)
+	if e := s.get(h, k); e != nil && e.inst.RegIndex == inst.RegIndex {
+		s.remove(h, k, e)
 	}
 }
 
@@ -230,8 +324,7 @@ func (t *Table) Reset() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.entries = make(map[state.InstanceKey]*entry)
-		s.wheel = make(map[int64][]wheelRef)
+		s.clear()
 		s.mu.Unlock()
 	}
 	t.changedAll()
@@ -277,8 +370,9 @@ type Renewal struct {
 	Deadline time.Time
 	Err      error
 	regIndex uint64
-	// the lease before the renewal, to put back if it cannot be journaled
-	prevBeat, prevDeadline time.Time
+	// the lease before the renewal (Unix nanoseconds), to put back if it
+	// cannot be journaled
+	prevBeat, prevDeadline int64
 }
 
 // HeartbeatBatch renews many registrations at once, each answered on its
@@ -326,24 +420,25 @@ func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
 
 // renew checks and rotates one token in memory.
 func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal {
-	s := t.shardFor(k)
+	s, h := t.shardFor(k)
+	nowNS := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.entries[k]
-	if e == nil || e.expiring || !now.Before(e.deadline) {
+	e := s.get(h, k)
+	if e == nil || e.expiring || nowNS >= e.deadline {
 		return Renewal{Err: registry.NotFound("instance %s", k)}
 	}
 	if subtle.ConstantTimeCompare([]byte(e.token), []byte(token)) != 1 {
 		return Renewal{Err: registry.ErrTokenMismatch}
 	}
 	next := s.nextToken()
-	r := Renewal{Token: next, regIndex: e.regIndex, prevBeat: e.lastBeat, prevDeadline: e.deadline}
+	r := Renewal{Token: next, regIndex: e.inst.RegIndex, prevBeat: e.lastBeat, prevDeadline: e.deadline}
 	e.token = next
-	e.lastBeat = now
-	e.deadline = now.Add(e.timeout)
-	s.schedule(k, e)
+	e.lastBeat = nowNS
+	e.deadline = now.Add(e.timeout()).UnixNano()
+	s.schedule(e)
 	t.changed(k.Namespace, k.Service)
-	r.Deadline = e.deadline
+	r.Deadline = unixTime(e.deadline)
 	return r
 }
 
@@ -352,12 +447,12 @@ func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal 
 // was answered with an error renews nothing. (The wheel keeps a stale
 // reference to the later deadline; the reaper skips stale references.)
 func (t *Table) undo(k state.InstanceKey, r Renewal, sent string) {
-	s := t.shardFor(k)
+	s, h := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.entries[k]; e != nil && e.regIndex == r.regIndex && e.token == r.Token {
+	if e := s.get(h, k); e != nil && e.inst.RegIndex == r.regIndex && e.token == r.Token {
 		e.token, e.lastBeat, e.deadline = sent, r.prevBeat, r.prevDeadline
-		s.schedule(k, e)
+		s.schedule(e)
 		t.changed(k.Namespace, k.Service)
 	}
 }
@@ -374,14 +469,14 @@ func (l Lease) Passing(now time.Time) bool { return now.Before(l.Deadline) }
 
 // Get returns the lease of registration regIndex of k.
 func (t *Table) Get(k state.InstanceKey, regIndex uint64) (Lease, bool) {
-	s := t.shardFor(k)
+	s, h := t.shardFor(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.entries[k]
-	if e == nil || e.regIndex != regIndex {
+	e := s.get(h, k)
+	if e == nil || e.inst.RegIndex != regIndex {
 		return Lease{}, false
 	}
-	return Lease{LastBeat: e.lastBeat, Deadline: e.deadline, Token: e.token}, true
+	return Lease{LastBeat: unixTime(e.lastBeat), Deadline: unixTime(e.deadline), Token: e.token}, true
 }
 
 // ServiceVersion is a number that changes whenever a lease of the service
@@ -428,9 +523,7 @@ func (t *Table) Tokens() map[uint64]string {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for _, e := range s.entries {
-			out[e.regIndex] = e.token
-		}
+		s.each(func(e *entry) { out[e.inst.RegIndex] = e.token })
 		s.mu.Unlock()
 	}
 	return out

@@ -1,6 +1,7 @@
 package lease_test
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/base64"
 	"errors"
@@ -28,7 +29,7 @@ func newTable(t *testing.T, opts lease.Options) *lease.Table {
 }
 
 func instance(id string, regIndex uint64, timeoutSeconds int) *state.Instance {
-	return &state.Instance{Namespace: "ns", Service: "svc", ID: id, RegIndex: regIndex, HeartbeatTimeout: timeoutSeconds, Token: lease.NewToken()}
+	return &state.Instance{Namespace: "ns", Service: "svc", ID: id, RegIndex: regIndex, HeartbeatTimeout: int32(timeoutSeconds), Token: lease.NewToken()}
 }
 
 // heartbeat renews k and fails the test if it is refused.
@@ -672,4 +673,40 @@ func TestServiceVersionAfterAnUndoneRenewal(t *testing.T) {
 			t.Fatalf("version after renew and undo = %d, want at least %d", got, v+2)
 		}
 	})
+}
+
+// TestRestoreTracksEveryInstance restores a store whose observer is a Table:
+// the restore tells it of the instances from several goroutines, and every
+// one of them ends up tracked with its token.
+func TestRestoreTracksEveryInstance(t *testing.T) {
+	src := state.New(0, nil)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var all []*state.Instance
+	for s := range 40 {
+		for i := range 25 {
+			inst := &state.Instance{Namespace: "ns", Service: fmt.Sprintf("svc-%d", s), ID: fmt.Sprintf("i-%d", i),
+				RegIndex: uint64(len(all) + 1), HeartbeatTimeout: 30, Token: fmt.Sprintf("tok-%d-%d", s, i)}
+			if _, err := src.RegisterInstance(now, inst, false); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, inst)
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := src.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	tb := newTable(t, lease.Options{})
+	tb.InstanceAdded(instance("stale", 9999, 30)) // dropped by the restore's Reset
+	if err := state.New(0, tb).Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, inst := range all {
+		if l, ok := tb.Get(inst.Key(), inst.RegIndex); !ok || l.Token != inst.Token {
+			t.Fatalf("%s after restore: %+v, %v", inst.Key(), l, ok)
+		}
+	}
+	if got := tb.Tokens(); len(got) != len(all) {
+		t.Fatalf("%d tracked, want %d", len(got), len(all))
+	}
 }

@@ -57,15 +57,15 @@ func (t *Table) resetDeadlines() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.wheel = make(map[int64][]wheelRef)
-		for k, e := range s.entries {
+		s.wheel = make(map[int64][]*entry)
+		s.each(func(e *entry) {
 			// The last beat is unknown after a restart; show the moment the
 			// deadline was pushed, so expires_at - timeout = last_heartbeat_at.
-			e.lastBeat = now
-			e.deadline = now.Add(e.timeout)
+			e.lastBeat = now.UnixNano()
+			e.deadline = now.Add(e.timeout()).UnixNano()
 			e.expiring = false
-			s.schedule(k, e)
-		}
+			s.schedule(e)
+		})
 		s.mu.Unlock()
 	}
 	t.changedAll()
@@ -111,6 +111,7 @@ func (t *Table) reap(cancel <-chan struct{}, reaped chan<- struct{}) {
 // so that no heartbeat revives them.
 func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
 	var due []state.Expiry
+	nowNS := now.UnixNano()
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
@@ -120,13 +121,12 @@ func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
 				continue
 			}
 			delete(s.wheel, b)
-			for _, r := range refs {
-				e := s.entries[r.key]
-				if e == nil || e.regIndex != r.regIndex || e.expiring || now.Before(e.deadline) {
+			for _, e := range refs {
+				if e.removed || e.expiring || nowNS < e.deadline {
 					continue
 				}
 				e.expiring = true
-				due = append(due, state.Expiry{Key: r.key, RegIndex: e.regIndex, Deadline: e.deadline.UTC().Truncate(time.Millisecond)})
+				due = append(due, state.Expiry{Key: e.inst.Key(), RegIndex: e.inst.RegIndex, Deadline: unixTime(e.deadline).Truncate(time.Millisecond)})
 			}
 		}
 		s.mu.Unlock()
@@ -140,11 +140,11 @@ func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
 func (t *Table) Retry(items []state.Expiry) {
 	next := tickOf(t.now()) + 1
 	for _, it := range items {
-		s := t.shardFor(it.Key)
+		s, h := t.shardFor(it.Key)
 		s.mu.Lock()
-		if e := s.entries[it.Key]; e != nil && e.regIndex == it.RegIndex && e.expiring {
+		if e := s.get(h, it.Key); e != nil && e.inst.RegIndex == it.RegIndex && e.expiring {
 			e.expiring = false
-			s.wheel[next] = append(s.wheel[next], wheelRef{key: it.Key, regIndex: e.regIndex})
+			s.wheel[next] = append(s.wheel[next], e)
 		}
 		s.mu.Unlock()
 	}

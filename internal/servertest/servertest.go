@@ -19,6 +19,9 @@ type Options struct {
 	DataDir string
 	// RetainEvents is passed to the server (0: the default).
 	RetainEvents int
+	// RaftAddr fixes the Raft address of a durable server (default: a free
+	// loopback port), for a data directory prepared for that address.
+	RaftAddr string
 	// HTTPAddr fixes the HTTP address (default: a free loopback port), so a
 	// restarted server can be found where its clients left it.
 	HTTPAddr string
@@ -44,7 +47,9 @@ func Start(t testing.TB, opts Options) *Server {
 	cfg := server.Config{HTTPAddr: addr, Dev: opts.DataDir == "", DataDir: opts.DataDir,
 		RetainEvents: opts.RetainEvents, Logger: opts.Logger, NodeID: "test"}
 	if !cfg.Dev {
-		cfg.RaftAddr = FreeAddr(t)
+		if cfg.RaftAddr = opts.RaftAddr; cfg.RaftAddr == "" {
+			cfg.RaftAddr = FreeAddr(t)
+		}
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

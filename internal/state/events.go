@@ -27,10 +27,27 @@ func newRing(limit int) ring {
 	return ring{buf: make([]api.Event, 0, n), enc: make([][]byte, 0, n), limit: limit}
 }
 
+// push appends e as the next event (it takes the next id).
 func (r *ring) push(e api.Event) {
+	e.ID = r.last + 1
+	r.pushEncoded(e, encodeEvent(&e))
+}
+
+// pushEncoded appends e, whose ID must be the next id, with its line b =
+// encodeEvent(&e) (made ahead, perhaps on another goroutine).
+func (r *ring) pushEncoded(e api.Event, b []byte) {
 	r.last++
-	e.ID = r.last
-	b := encodeEvent(&e)
+	if e.ID != r.last {
+		panic("state: event pushed out of order") // callers set and check the id
+	}
+	// The payload ends the encoded line, byte for byte when it is compact
+	// (as the payloads we encode are): hold it once, not twice. Either way
+	// the ring keeps no reference to the caller's bytes.
+	if n := len(e.Payload); n+1 <= len(b) && bytes.Equal(b[len(b)-1-n:len(b)-1], e.Payload) {
+		e.Payload = b[len(b)-1-n : len(b)-1 : len(b)-1]
+	} else {
+		e.Payload = bytes.Clone(e.Payload)
+	}
 	if len(r.buf) < r.limit {
 		r.buf = append(r.buf, e)
 		r.enc = append(r.enc, b)
@@ -49,7 +66,8 @@ func encodeEvent(e *api.Event) []byte {
 	if err := enc.Encode(e); err != nil {
 		panic("state: encoding an event: " + err.Error()) // our own struct
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	// A copy of exactly the line: the ring holds 100,000 of them.
+	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // oldest returns the id of the oldest held event (last+1 when none is held).

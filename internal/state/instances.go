@@ -12,10 +12,12 @@ import (
 // RegisterInstance stores a new registration. With replace false an existing
 // registration of the same id is refused with ErrInstanceExists; with replace
 // true it is ended (its token stops working) and reported as replaced. The
-// instance must be validated and carry its RegIndex and Token.
+// instance must be validated and carry its RegIndex and Token; the Store
+// owns it from then on (its strings are replaced by shared equal copies).
 func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (replaced bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.intern.instance(inst)
 	k := Key{inst.Namespace, inst.Service}
 	svc := s.serviceFor(k)
 	old := svc.instances[inst.ID]
@@ -51,10 +53,12 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 // event stamped with its deadline, then inst joins. Both happen in one
 // write, so endpoints that need the service are rechecked once, after both,
 // and never flap. A live registration other than dead is refused with
-// ErrInstanceExists and nothing changes.
+// ErrInstanceExists and nothing changes. The Store owns inst from then on,
+// as with RegisterInstance.
 func (s *Store) TakeOver(now time.Time, inst *Instance, dead Expiry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.intern.instance(inst)
 	k := Key{inst.Namespace, inst.Service}
 	svc := s.serviceFor(k)
 	old := svc.instances[inst.ID]
@@ -83,7 +87,7 @@ func (s *Store) TakeOver(now time.Time, inst *Instance, dead Expiry) error {
 // fields, status passing, and the lease as the command states it. Being
 // computed from the command alone, it is the same on every replica.
 func EventInstance(inst *Instance, lastBeat, expires time.Time) api.Instance {
-	v := InstanceView(inst)
+	v := InstanceView(inst, true)
 	v.Status = api.StatusPassing
 	v.LastHeartbeatAt = lastBeat
 	v.ExpiresAt = expires
@@ -92,13 +96,15 @@ func EventInstance(inst *Instance, lastBeat, expires time.Time) api.Instance {
 
 // InstanceView converts a stored instance to its wire form, without the
 // fields that come from the lease table (status, last heartbeat, expiry).
-func InstanceView(inst *Instance) api.Instance {
+// Without withMetadata, Metadata is left nil for the caller to fill (or to
+// encode from the stored pairs without building a map).
+func InstanceView(inst *Instance, withMetadata bool) api.Instance {
 	v := api.Instance{
 		Namespace: inst.Namespace, Service: inst.Service, ID: inst.ID,
-		RevisionTag: inst.RevisionTag, Address: inst.Address, Port: inst.Port,
+		RevisionTag: inst.RevisionTag, Address: inst.Address, Port: int(inst.Port),
 		PublicURL: inst.PublicURL, Endpoints: inst.Endpoints, Tags: inst.Tags,
-		Metadata: inst.Metadata, HeartbeatTimeout: inst.HeartbeatTimeout,
-		RegisteredAt: inst.RegisteredAt,
+		HeartbeatTimeout: int(inst.HeartbeatTimeout),
+		RegisteredAt:     inst.RegisteredAt,
 	}
 	if v.Endpoints == nil {
 		v.Endpoints = []string{}
@@ -106,8 +112,10 @@ func InstanceView(inst *Instance) api.Instance {
 	if v.Tags == nil {
 		v.Tags = []string{}
 	}
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
+	if withMetadata {
+		if v.Metadata = inst.Metadata.Map(); v.Metadata == nil {
+			v.Metadata = map[string]string{}
+		}
 	}
 	return v
 }
@@ -129,10 +137,11 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 	}
 	n := *old
 	if p.Tags != nil {
-		n.Tags = *p.Tags
+		n.Tags = s.intern.tagList(*p.Tags)
 	}
 	if p.Metadata != nil {
-		n.Metadata = *p.Metadata
+		n.Metadata = MetadataOf(*p.Metadata)
+		s.intern.metadata(n.Metadata)
 	}
 	if p.Endpoints != nil {
 		n.Endpoints = *p.Endpoints
@@ -141,15 +150,16 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 		n.PublicURL = *p.PublicURL
 	}
 	if p.HeartbeatTimeout != nil {
-		n.HeartbeatTimeout = *p.HeartbeatTimeout
+		n.HeartbeatTimeout = int32(*p.HeartbeatTimeout) // validated: 3-120
 	}
 	t := s.begin(now)
 	defer t.commit()
 	svc.instances[k.ID] = &n
 	svc.sorted.Store(nil)
-	if s.observer != nil && n.HeartbeatTimeout != old.HeartbeatTimeout {
-		// Same registration, new timeout: the lease table keeps the token and
-		// takes the new timeout from the next heartbeat on.
+	if s.observer != nil {
+		// Same registration, new record: the lease table keeps the token,
+		// takes a new timeout from the next heartbeat on, and lets go of the
+		// old record.
 		s.observer.InstanceAdded(&n)
 	}
 	if lastBeat.IsZero() {

@@ -185,11 +185,11 @@ func TestObserverOrder(t *testing.T) {
 			tags := []string{"x"}
 			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{Tags: &tags}, time.Time{}, time.Time{})
 			return err
-		}, nil},
+		}, []string{"add a/web-1@3/30s"}}, // the new record, same registration
 		{"patch with the same timeout", func() error {
 			_, err := st.PatchInstance(at(4), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(30)}, time.Time{}, time.Time{})
 			return err
-		}, nil},
+		}, []string{"add a/web-1@3/30s"}},
 		{"patch with a new timeout: same registration", func() error {
 			_, err := st.PatchInstance(at(5), web1, api.PatchInstanceRequest{HeartbeatTimeout: timeout(10)}, time.Time{}, time.Time{})
 			return err
@@ -248,8 +248,10 @@ func TestObserverOrder(t *testing.T) {
 	}
 }
 
-func TestRestoreRejectsBadSnapshots(t *testing.T) {
-	good := snapshotOf(t, feedStore(t, 0))
+// TestRestoreRejectsBadJSONSnapshots feeds Restore broken snapshots of the
+// JSON format (version 1), which it still reads.
+func TestRestoreRejectsBadJSONSnapshots(t *testing.T) {
+	good := jsonSnapshotOf(t, feedStore(t, 0))
 	lines := strings.SplitAfter(string(good), "\n")
 	tests := []struct {
 		name  string
@@ -257,7 +259,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	}{
 		{"empty", ""},
 		{"not JSON", "hello"},
-		{"wrong version", strings.Replace(string(good), `"version":1`, `"version":2`, 1)},
+		{"version 2 in JSON", strings.Replace(string(good), `"version":1`, `"version":2`, 1)},
 		{"version 0", strings.Replace(string(good), `"version":1`, `"version":0`, 1)},
 		{"header only", lines[0]},
 		{"truncated in the header", string(good[:10])},
@@ -285,21 +287,38 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 			if err := st.Restore(strings.NewReader(tc.input)); err == nil {
 				t.Fatal("Restore accepted a bad snapshot")
 			}
-			if after := snapshotOf(t, st); !bytes.Equal(before, after) {
-				t.Fatalf("a failed Restore changed the store:\nbefore %s\nafter  %s", before, after)
-			}
-			if calls := rec.take(); len(calls) != 0 {
-				t.Fatalf("a failed Restore told the observer %q", calls)
-			}
-			if closed(w) {
-				t.Fatal("a failed Restore woke watchers")
-			}
+			unchangedByFailedRestore(t, st, rec, before, w)
 		})
 	}
 	// The good snapshot restores, so the cases above fail for their own reason.
 	if err := state.New(0, nil).Restore(bytes.NewReader(good)); err != nil {
 		t.Fatalf("the good snapshot: %v", err)
 	}
+}
+
+// unchangedByFailedRestore checks that a Restore that failed left st as
+// it was (before is its snapshot then), told the observer nothing and woke
+// no watcher.
+func unchangedByFailedRestore(t *testing.T, st *state.Store, rec *recorder, before []byte, w <-chan struct{}) {
+	t.Helper()
+	if after := snapshotOf(t, st); !bytes.Equal(before, after) {
+		t.Fatalf("a failed Restore changed the store:\nbefore %q\nafter  %q", before, after)
+	}
+	if calls := rec.take(); len(calls) != 0 {
+		t.Fatalf("a failed Restore told the observer %q", calls)
+	}
+	if closed(w) {
+		t.Fatal("a failed Restore woke watchers")
+	}
+}
+
+func jsonSnapshotOf(t *testing.T, st *state.Store) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := st.Snapshot().WriteJSONTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func snapshotOf(t *testing.T, st *state.Store) []byte {

@@ -17,6 +17,7 @@
 package fanout
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,14 @@ const MaxPending = 1024
 
 // readBatch is how many events the hub reads from the store at a time.
 const readBatch = 1024
+
+// wave is how many subscribers the hub wakes before it yields the
+// processor. Woken streams wait in the scheduler's run queues; were all of
+// ten thousand woken at once, every other goroutine that becomes runnable
+// (the next write's request, its commit after the fsync) would queue
+// behind all of them. Waves keep the queues short: the streams are served
+// at the same pace, and the writes go on between the waves.
+const wave = 128
 
 // Frame is one event's Server-Sent Events frame and its id. Bytes is shared
 // by every subscriber and must not be modified.
@@ -179,7 +188,10 @@ func (s *Subscription) Close() {
 
 // run reads the store after pos and hands out what it finds until stop.
 func (h *Hub) run(stop chan struct{}, pos uint64) {
-	var evs []state.EncodedEvent
+	var (
+		evs   []state.EncodedEvent
+		woken []*Subscription
+	)
 	for {
 		watch := h.store.Watch()
 		var (
@@ -197,15 +209,17 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 		if err != nil || newest < pos {
 			// The feed jumped (a snapshot was restored) past what the hub
 			// held: every subscriber reads the store, which knows what to answer.
-			h.loseAll()
+			woken = h.loseAll(woken[:0])
 			pos = newest
 		} else {
-			h.deliver(evs)
+			woken = h.deliver(evs, woken[:0])
 			pos = state.ScanToEncoded(evs, readBatch, pos, newest)
 		}
 		h.pos.Store(pos)
 		h.mu.Unlock()
 		clear(evs) // let dropped frames go
+		signal(woken)
+		clear(woken)
 		if len(evs) >= readBatch {
 			continue
 		}
@@ -217,9 +231,21 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 	}
 }
 
+// signal wakes the subscriptions, a wave at a time. A subscription closed
+// since is woken for nothing, which is harmless.
+func signal(subs []*Subscription) {
+	for i, s := range subs {
+		if i > 0 && i%wave == 0 {
+			runtime.Gosched()
+		}
+		s.signal()
+	}
+}
+
 // deliver gives each group the frames of the events it selects, then each
-// member its group's frames. Called with h.mu held.
-func (h *Hub) deliver(evs []state.EncodedEvent) {
+// member its group's frames, and answers woken with the members that got
+// some (or were lost) appended. Called with h.mu held.
+func (h *Hub) deliver(evs []state.EncodedEvent, woken []*Subscription) []*Subscription {
 	hit := h.hit[:0]
 	for i := range evs {
 		e := &evs[i]
@@ -237,11 +263,13 @@ func (h *Hub) deliver(evs []state.EncodedEvent) {
 		for _, s := range g.members {
 			s.add(g.frames)
 		}
+		woken = append(woken, g.members...)
 		clear(g.frames) // let the bytes go with the ring
 		g.frames = g.frames[:0]
 	}
 	clear(hit)
 	h.hit = hit[:0]
+	return woken
 }
 
 // eachGroup calls fn with every group whose namespace and service admit an
@@ -258,12 +286,13 @@ func (h *Hub) eachGroup(ns, svc string, fn func(*group)) {
 	}
 }
 
-// add appends a batch's frames to the pending ones and wakes the
-// subscriber. A batch that would take it past MaxPending is not kept: the
-// subscription is lost as of the end of the previous batch. Called by the
-// hub's goroutine with h.mu held, before pos moves past the batch.
+// add appends a batch's frames to the pending ones; the hub wakes the
+// subscriber after. A batch that would take it past MaxPending is not kept:
+// the subscription is lost as of the end of the previous batch. Called by
+// the hub's goroutine with h.mu held, before pos moves past the batch.
 func (s *Subscription) add(fs []Frame) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case s.lost:
 		// It will read the store from lostAt; nothing more is kept.
@@ -272,8 +301,6 @@ func (s *Subscription) add(fs []Frame) {
 	default:
 		s.pending = append(s.pending, fs...)
 	}
-	s.mu.Unlock()
-	s.signal()
 }
 
 // lose marks the subscription lost as of the hub's pos. Called with s.mu
@@ -291,14 +318,16 @@ func (s *Subscription) signal() {
 	}
 }
 
-// loseAll marks every subscription lost as of pos. Called with h.mu held.
-func (h *Hub) loseAll() {
+// loseAll marks every subscription lost as of pos and answers woken with
+// them appended. Called with h.mu held.
+func (h *Hub) loseAll(woken []*Subscription) []*Subscription {
 	for _, g := range h.groups {
 		for _, s := range g.members {
 			s.mu.Lock()
 			s.lose()
 			s.mu.Unlock()
-			s.signal()
 		}
+		woken = append(woken, g.members...)
 	}
+	return woken
 }

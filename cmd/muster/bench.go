@@ -177,6 +177,7 @@ func resultTable(r bench.Result) ([]string, [][]string) {
 	case "watch":
 		extra("WATCHERS", fmt.Sprint(r.Watchers))
 		extra("CHANGES", fmt.Sprint(r.Changes))
+		extra("CHANGE P99 MS", ms(r.ChangeP99Ms))
 	case "expiry":
 		extra("EXPIRED", fmt.Sprint(r.Expired))
 		extra("WITHIN S", fmt.Sprintf("%.2f", r.ExpiredWithinS))

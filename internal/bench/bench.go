@@ -88,8 +88,13 @@ type Result struct {
 	// FirstError describes one error, to say what went wrong.
 	FirstError string `json:"first_error,omitempty"`
 
-	// watch: changes made; every watcher should see each one.
-	Changes uint64 `json:"changes,omitempty"`
+	// watch: changes made (acknowledged by the server); every watcher
+	// should see each one. The percentiles above are of the deliveries;
+	// these are of the changes' own requests, sent to acknowledged.
+	Changes     uint64  `json:"changes,omitempty"`
+	ChangeP50Ms float64 `json:"change_p50_ms,omitempty"`
+	ChangeP99Ms float64 `json:"change_p99_ms,omitempty"`
+	ChangeMaxMs float64 `json:"change_max_ms,omitempty"`
 	// expiry: instances that timed out, from the first deadline to the last
 	// timeout event; and the heartbeats of other instances meanwhile.
 	Expired         uint64  `json:"expired,omitempty"`

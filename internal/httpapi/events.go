@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fanout"
 	"github.com/muster-registry/muster/internal/registry"
 	"github.com/muster-registry/muster/internal/state"
 )
@@ -150,6 +152,11 @@ func (h *Handler) writeEvents(w http.ResponseWriter, evs []state.EncodedEvent, e
 
 // stream writes events as SSE until the client leaves or the server drains.
 // Last-Event-ID, when sent by a reconnecting client, takes the place of after.
+//
+// It reads the store once, to catch up, and then takes what the hub hands it:
+// every frame pending since its last write goes out in one write, without
+// the store's lock. When it fell too far behind for the hub to keep its
+// frames, it reads the rest from the store, from where they end.
 func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) {
 	if last := r.Header.Get("Last-Event-ID"); last != "" {
 		n, err := strconv.ParseUint(last, 10, 64)
@@ -159,58 +166,48 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 		}
 		eq.after = n
 	}
-	rc := http.NewResponseController(w)
-	started := false
-	ping := time.NewTicker(h.keepAlive)
-	defer ping.Stop()
+	// Subscribe before the first read: what the read misses, the hub hands over.
+	sub := h.fan.Subscribe(eq.filter)
+	defer sub.Close()
+	evs, newest, err := h.read(eq)
+	if err != nil {
+		setIndex(w, newest)
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	setIndex(w, newest)
+	w.WriteHeader(http.StatusOK)
 	if h.metrics != nil {
 		h.metrics.watchers.Inc()
 		defer h.metrics.watchers.Dec()
 	}
+	s := &sseStream{h: h, w: w, rc: http.NewResponseController(w), eq: eq}
+	if !s.catchUp(evs, newest) {
+		return
+	}
+	ping := time.NewTicker(h.keepAlive)
+	defer ping.Stop()
+	var frames []fanout.Frame
 	for {
-		watch := h.store.Watch()
-		evs, newest, err := h.read(eq)
-		if err != nil {
-			if !started {
-				setIndex(w, newest)
-				h.writeError(w, r, err)
-				return
-			}
-			// Mid-stream the status is sent; say why the stream ends, in the error shape.
-			_, body, _ := answer(err)
-			body.RequestID = w.Header().Get(api.HeaderRequestID)
-			b := marshal(body)
-			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
-			_ = rc.Flush()
-			return
-		}
-		if !started {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set("X-Accel-Buffering", "no")
-			setIndex(w, newest)
-			w.WriteHeader(http.StatusOK)
-			started = true
-		}
-		for _, e := range evs {
-			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, e.JSON); err != nil {
-				return
-			}
-		}
-		eq.after = state.ScanToEncoded(evs, eq.limit, eq.after, newest)
-		if err := rc.Flush(); err != nil {
-			return
-		}
-		if len(evs) >= eq.limit {
-			continue // more are waiting
-		}
 		select {
-		case <-watch:
-		case <-ping.C:
-			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+		case <-sub.Wake():
+			var upTo uint64
+			var lost bool
+			frames, upTo, lost = sub.Take(frames)
+			if !s.writeFrames(frames, upTo) {
 				return
 			}
-			if err := rc.Flush(); err != nil {
+			if lost && !s.readStore() { // it fell behind: the rest is in the store
+				return
+			}
+		case <-ping.C:
+			if _, err := io.WriteString(w, ": ping\n\n"); err != nil {
+				return
+			}
+			if err := s.rc.Flush(); err != nil {
 				return
 			}
 		case <-h.drain:
@@ -218,5 +215,87 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 		case <-r.Context().Done():
 			return
 		}
+	}
+}
+
+// sseStream is one event stream after its headers were sent. eq.after is
+// the id up to which it has written every event its filter selects.
+type sseStream struct {
+	h  *Handler
+	w  http.ResponseWriter
+	rc *http.ResponseController
+	eq eventQuery
+}
+
+// readStore writes the events after eq.after from the store, in batches of
+// eq.limit; false when the stream must end.
+func (s *sseStream) readStore() bool {
+	evs, newest, err := s.h.read(s.eq)
+	if err != nil {
+		s.fail(err)
+		return false
+	}
+	return s.catchUp(evs, newest)
+}
+
+// catchUp writes evs, a read of the store that answered newest, and reads
+// on while reads come back full; false when the stream must end.
+func (s *sseStream) catchUp(evs []state.EncodedEvent, newest uint64) bool {
+	for {
+		for _, e := range evs {
+			if _, err := s.w.Write(e.Frame); err != nil {
+				return false
+			}
+		}
+		s.eq.after = state.ScanToEncoded(evs, s.eq.limit, s.eq.after, newest)
+		if err := s.rc.Flush(); err != nil {
+			return false
+		}
+		if len(evs) < s.eq.limit {
+			return true
+		}
+		var err error
+		if evs, newest, err = s.h.read(s.eq); err != nil {
+			s.fail(err)
+			return false
+		}
+	}
+}
+
+// writeFrames writes the frames after eq.after, flushing every eq.limit
+// frames and at the end, and moves eq.after to upTo or past the last frame;
+// false when the stream must end.
+func (s *sseStream) writeFrames(frames []fanout.Frame, upTo uint64) bool {
+	from := s.eq.after
+	n := 0
+	for _, f := range frames {
+		if f.ID <= from {
+			continue // already written from a read of the store
+		}
+		if _, err := s.w.Write(f.Bytes); err != nil {
+			return false
+		}
+		s.eq.after = f.ID
+		if n++; n%s.eq.limit == 0 {
+			if err := s.rc.Flush(); err != nil {
+				return false
+			}
+		}
+	}
+	s.eq.after = max(s.eq.after, upTo)
+	if n%s.eq.limit == 0 {
+		return true // nothing written since the last flush
+	}
+	return s.rc.Flush() == nil
+}
+
+// fail ends a started stream with an "error" event in the error shape: the
+// status is sent, so say there why the stream ends.
+func (s *sseStream) fail(err error) {
+	_, body, _ := answer(err)
+	body.RequestID = s.w.Header().Get(api.HeaderRequestID)
+	b := marshal(body)
+	if _, err := fmt.Fprintf(s.w, "event: error\ndata: %s\n\n", b); err == nil {
+		_ = s.rc.Flush()
 	}
 }

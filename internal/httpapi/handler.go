@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fanout"
 	"github.com/muster-registry/muster/internal/fsm"
 	"github.com/muster-registry/muster/internal/lease"
 	"github.com/muster-registry/muster/internal/state"
@@ -74,8 +75,9 @@ type Handler struct {
 	defaultHook IsDefaultFunc
 	mux         *http.ServeMux
 	drain       chan struct{}
-	bufs        bufPool   // encoding buffers of instance lists
-	lists       listCache // encoded unfiltered instance lists
+	fan         *fanout.Hub // hands new events to event streams
+	bufs        bufPool     // encoding buffers of instance lists
+	lists       listCache   // encoded unfiltered instance lists
 }
 
 // New returns the API handler.
@@ -84,7 +86,7 @@ func New(cfg Config) *Handler {
 		store: cfg.Store, leases: cfg.Leases, proposer: cfg.Proposer, status: cfg.Status,
 		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, keepAlive: cfg.KeepAlive,
 		selectHook: cfg.SelectRevision, defaultHook: cfg.IsDefault,
-		mux: http.NewServeMux(), drain: make(chan struct{}),
+		mux: http.NewServeMux(), drain: make(chan struct{}), fan: fanout.New(cfg.Store),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"strconv"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
@@ -14,8 +15,9 @@ import (
 // then overwrites the oldest event.
 type ring struct {
 	buf []api.Event
-	// enc[i] is buf[i] encoded as one line of JSON, made once when the event
-	// is appended, so a change fanned out to many watchers is encoded once.
+	// enc[i] is buf[i] as one Server-Sent Events frame, whose data line is
+	// the event's JSON; made once when the event is appended, so a change
+	// fanned out to many watchers is encoded and framed once.
 	enc   [][]byte
 	limit int
 	start int    // position of the oldest event in buf once it is full
@@ -33,18 +35,20 @@ func (r *ring) push(e api.Event) {
 	r.pushEncoded(e, encodeEvent(&e))
 }
 
-// pushEncoded appends e, whose ID must be the next id, with its line b =
+// pushEncoded appends e, whose ID must be the next id, with its line =
 // encodeEvent(&e) (made ahead, perhaps on another goroutine).
-func (r *ring) pushEncoded(e api.Event, b []byte) {
+func (r *ring) pushEncoded(e api.Event, line []byte) {
 	r.last++
 	if e.ID != r.last {
 		panic("state: event pushed out of order") // callers set and check the id
 	}
+	b := sseFrame(&e, line)
 	// The payload ends the encoded line, byte for byte when it is compact
-	// (as the payloads we encode are): hold it once, not twice. Either way
-	// the ring keeps no reference to the caller's bytes.
-	if n := len(e.Payload); n+1 <= len(b) && bytes.Equal(b[len(b)-1-n:len(b)-1], e.Payload) {
-		e.Payload = b[len(b)-1-n : len(b)-1 : len(b)-1]
+	// (as the payloads we encode are): hold it once, inside the frame, not
+	// twice. Either way the ring keeps no reference to the caller's bytes.
+	js := frameJSON(&e, b)
+	if n := len(e.Payload); n+1 <= len(js) && bytes.Equal(js[len(js)-1-n:len(js)-1], e.Payload) {
+		e.Payload = js[len(js)-1-n : len(js)-1 : len(js)-1]
 	} else {
 		e.Payload = bytes.Clone(e.Payload)
 	}
@@ -66,8 +70,35 @@ func encodeEvent(e *api.Event) []byte {
 	if err := enc.Encode(e); err != nil {
 		panic("state: encoding an event: " + err.Error()) // our own struct
 	}
-	// A copy of exactly the line: the ring holds 100,000 of them.
-	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	// The ring keeps a copy, inside the event's frame.
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// sseFrame is the event's Server-Sent Events frame, as the API streams it:
+// "id: <id>\nevent: <type>\ndata: <JSON>\n\n". The JSON is one line.
+func sseFrame(e *api.Event, js []byte) []byte {
+	b := make([]byte, 0, len("id: \nevent: \ndata: \n\n")+20+len(e.Type)+len(js))
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, e.ID, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, e.Type...)
+	b = append(b, "\ndata: "...)
+	b = append(b, js...)
+	return append(b, "\n\n"...)
+}
+
+// frameJSON is the JSON inside a frame made by sseFrame for e.
+func frameJSON(e *api.Event, frame []byte) []byte {
+	head := len("id: \nevent: \ndata: ") + decimalLen(e.ID) + len(e.Type)
+	return frame[head : len(frame)-2 : len(frame)-2]
+}
+
+func decimalLen(n uint64) int {
+	d := 1
+	for ; n >= 10; n /= 10 {
+		d++
+	}
+	return d
 }
 
 // oldest returns the id of the oldest held event (last+1 when none is held).
@@ -89,15 +120,7 @@ type EventFilter struct {
 	Types     []string
 }
 
-func (f *EventFilter) match(e *api.Event) bool {
-	if f.Namespace != "" && e.Namespace != f.Namespace {
-		return false
-	}
-	if f.Service != "" && e.Service != f.Service {
-		return false
-	}
-	return len(f.Types) == 0 || slices.Contains(f.Types, e.Type)
-}
+func (f *EventFilter) match(e *api.Event) bool { return f.Match(e.Type, e.Namespace, e.Service) }
 
 // Events returns up to limit events with id > after that match f, oldest
 // first, and the newest event id. When after is older than the retained
@@ -110,22 +133,45 @@ func (s *Store) Events(after uint64, f EventFilter, limit int) ([]api.Event, uin
 	return out, newest, err
 }
 
-// EncodedEvent is an event as the API writes it: its id and type, and its
-// JSON, encoded once when it was appended. JSON must not be modified.
+// EncodedEvent is an event as the API writes it: its id, type, namespace
+// and service, its JSON, and its Server-Sent Events frame
+// ("id: <id>\nevent: <type>\ndata: <JSON>\n\n"), encoded once when it was
+// appended. JSON is part of Frame; neither may be modified.
 type EncodedEvent struct {
-	ID   uint64
-	Type string
-	JSON []byte
+	ID        uint64
+	Type      string
+	Namespace string
+	Service   string
+	JSON      []byte
+	Frame     []byte
 }
 
 // EncodedEvents is Events, answering each event already encoded.
 func (s *Store) EncodedEvents(after uint64, f EventFilter, limit int) ([]EncodedEvent, uint64, error) {
-	var out []EncodedEvent
+	return s.AppendEncodedEvents(nil, after, f, limit)
+}
+
+// AppendEncodedEvents is EncodedEvents appending to dst, so that a caller
+// reading again and again can reuse one slice.
+func (s *Store) AppendEncodedEvents(dst []EncodedEvent, after uint64, f EventFilter, limit int) ([]EncodedEvent, uint64, error) {
 	newest, err := s.scanEvents(after, f, limit, func(i int) {
 		e := &s.events.buf[i]
-		out = append(out, EncodedEvent{ID: e.ID, Type: e.Type, JSON: s.events.enc[i]})
+		fr := s.events.enc[i]
+		dst = append(dst, EncodedEvent{ID: e.ID, Type: e.Type, Namespace: e.Namespace, Service: e.Service, JSON: frameJSON(e, fr), Frame: fr})
 	})
-	return out, newest, err
+	return dst, newest, err
+}
+
+// Match reports whether the filter selects an event of this type,
+// namespace and service.
+func (f *EventFilter) Match(typ, namespace, service string) bool {
+	if f.Namespace != "" && namespace != f.Namespace {
+		return false
+	}
+	if f.Service != "" && service != f.Service {
+		return false
+	}
+	return len(f.Types) == 0 || slices.Contains(f.Types, typ)
 }
 
 // scanEvents calls take with the ring position of each of up to limit

@@ -1,0 +1,333 @@
+// Package fanout hands the event feed to many streams at once. One goroutine
+// per Hub reads each batch of new events from the store, once, and gives
+// every subscription whose filter matches the events' frames (encoded and
+// framed once, in the store), then wakes it. A subscriber takes everything
+// pending in one call, without touching the store's lock, so a change
+// followed by ten thousand streams costs the store one read, and the write
+// that made the change never waits for the streams.
+//
+// A subscription that falls behind (more than MaxPending frames not taken,
+// as a stream blocked on a slow connection would) is not waited for and
+// holds nobody up: no more frames are kept for it, and Take's lost flag
+// tells it to read the rest from the store's retained window, from where
+// its kept frames end.
+//
+// Concurrency: a Hub is safe for concurrent use. A Subscription's Take and
+// Close are called by its one owner; Wake may be waited on from there.
+package fanout
+
+import (
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/muster-registry/muster/internal/state"
+)
+
+// MaxPending is how many frames a subscription may have waiting before it
+// is marked lost and its frames dropped.
+const MaxPending = 1024
+
+// readBatch is how many events the hub reads from the store at a time.
+const readBatch = 1024
+
+// wave is how many subscribers the hub wakes before it yields the
+// processor. Woken streams wait in the scheduler's run queues; were all of
+// ten thousand woken at once, every other goroutine that becomes runnable
+// (the next write's request, its commit after the fsync) would queue
+// behind all of them. Waves keep the queues short: the streams are served
+// at the same pace, and the writes go on between the waves.
+const wave = 128
+
+// Frame is one event's Server-Sent Events frame and its id. Bytes is shared
+// by every subscriber and must not be modified.
+type Frame struct {
+	ID    uint64
+	Bytes []byte
+}
+
+// Hub fans the store's new events out to subscriptions. Its goroutine runs
+// while it has subscriptions: the first Subscribe starts it, and the last
+// Close stops it.
+type Hub struct {
+	store *state.Store
+
+	mu     sync.Mutex
+	groups map[groupKey]*group    // by exact filter
+	where  map[state.Key][]*group // by namespace and service, "" for any
+	stop   chan struct{}          // closed when the last subscription ends; nil: not running
+	subs   int                    // open subscriptions
+	hit    []*group               // scratch of deliver: groups with frames, reused
+	// pos is the id up to which every event was handed out. Written by the
+	// hub's goroutine under mu, after handing a batch to every member.
+	pos atomic.Uint64
+}
+
+// groupKey identifies a filter: namespace, service and its sorted types.
+type groupKey struct {
+	ns, svc, types string
+}
+
+// group is the subscriptions that share one filter, so that the filter is
+// matched once per event, not once per subscription.
+type group struct {
+	key     groupKey
+	filter  state.EventFilter
+	members []*Subscription
+	frames  []Frame // scratch of deliver: this group's frames of the batch
+}
+
+// New returns a Hub over store.
+func New(store *state.Store) *Hub {
+	return &Hub{store: store, groups: make(map[groupKey]*group), where: make(map[state.Key][]*group)}
+}
+
+// Subscription is one stream's place in the hub.
+type Subscription struct {
+	hub  *Hub
+	g    *group
+	idx  int // position in g.members, under hub.mu
+	wake chan struct{}
+
+	mu      sync.Mutex
+	pending []Frame
+	lost    bool   // frames after lostAt were not kept
+	lostAt  uint64 // the hub's pos when the subscription was lost
+}
+
+// Subscribe registers a subscription for the events that f selects. Events
+// appended after the call are handed to it; read what came before from the
+// store after subscribing, so that nothing falls between the two (Take's
+// frames may then repeat events already read: skip ids already sent).
+// Close it when done.
+func (h *Hub) Subscribe(f state.EventFilter) *Subscription {
+	types := slices.Clone(f.Types)
+	slices.Sort(types)
+	types = slices.Compact(types)
+	key := groupKey{f.Namespace, f.Service, strings.Join(types, ",")}
+	s := &Subscription{hub: h, wake: make(chan struct{}, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.groups[key]
+	if g == nil {
+		g = &group{key: key, filter: state.EventFilter{Namespace: f.Namespace, Service: f.Service, Types: types}}
+		h.groups[key] = g
+		wk := state.Key{Namespace: f.Namespace, Name: f.Service}
+		h.where[wk] = append(h.where[wk], g)
+	}
+	s.g, s.idx = g, len(g.members)
+	g.members = append(g.members, s)
+	h.subs++
+	if h.stop == nil {
+		h.stop = make(chan struct{})
+		// Start where the store is now: a subscriber reads the store after
+		// subscribing, so it has everything up to here.
+		from := h.store.Index()
+		h.pos.Store(from)
+		go h.run(h.stop, from)
+	}
+	return s
+}
+
+// Wake is signalled when frames are pending or the subscription is lost.
+func (s *Subscription) Wake() <-chan struct{} { return s.wake }
+
+// Take hands over the pending frames, oldest first, appended to buf[:0]
+// (pass the previous answer back to reuse it), and upTo: the id up to which
+// every matching event is in this or an earlier answer, so that a reader of
+// the store may continue after it. When lost is true, frames stopped at
+// upTo because the subscription fell behind (or the feed jumped): write
+// them, then read the store after upTo.
+func (s *Subscription) Take(buf []Frame) (frames []Frame, upTo uint64, lost bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	frames, s.pending = s.pending, buf[:0]
+	if s.lost {
+		s.lost = false
+		return frames, s.lostAt, true
+	}
+	// The hub moves pos after handing a batch to every member, and handing
+	// it to this one needs s.mu: a pos read here covers only batches
+	// already in frames.
+	return frames, s.hub.pos.Load(), false
+}
+
+// Close ends the subscription; the last one stops the hub's goroutine.
+func (s *Subscription) Close() {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := s.g
+	if g == nil {
+		return
+	}
+	last := len(g.members) - 1
+	g.members[s.idx] = g.members[last]
+	g.members[s.idx].idx = s.idx
+	g.members[last] = nil
+	g.members = g.members[:last]
+	s.g = nil
+	if len(g.members) == 0 {
+		delete(h.groups, g.key)
+		wk := state.Key{Namespace: g.key.ns, Name: g.key.svc}
+		gs := slices.DeleteFunc(h.where[wk], func(x *group) bool { return x == g })
+		if len(gs) == 0 {
+			delete(h.where, wk)
+		} else {
+			h.where[wk] = gs
+		}
+	}
+	h.subs--
+	if h.subs == 0 {
+		close(h.stop)
+		h.stop = nil
+	}
+}
+
+// run reads the store after pos and hands out what it finds until stop.
+func (h *Hub) run(stop chan struct{}, pos uint64) {
+	var (
+		evs   []state.EncodedEvent
+		woken []*Subscription
+	)
+	for {
+		watch := h.store.Watch()
+		var (
+			newest uint64
+			err    error
+		)
+		evs, newest, err = h.store.AppendEncodedEvents(evs[:0], pos, state.EventFilter{}, readBatch)
+		h.mu.Lock()
+		select {
+		case <-stop:
+			h.mu.Unlock()
+			return
+		default:
+		}
+		if err != nil || newest < pos {
+			// The feed jumped (a snapshot was restored) past what the hub
+			// held: every subscriber reads the store, which knows what to answer.
+			woken = h.loseAll(woken[:0])
+			pos = newest
+		} else {
+			woken = h.deliver(evs, woken[:0])
+			pos = state.ScanToEncoded(evs, readBatch, pos, newest)
+		}
+		h.pos.Store(pos)
+		h.mu.Unlock()
+		clear(evs) // let dropped frames go
+		signal(woken)
+		clear(woken)
+		if len(evs) >= readBatch {
+			continue
+		}
+		select {
+		case <-watch:
+		case <-stop:
+			return
+		}
+	}
+}
+
+// signal wakes the subscriptions, a wave at a time. A subscription closed
+// since is woken for nothing, which is harmless.
+func signal(subs []*Subscription) {
+	for i, s := range subs {
+		if i > 0 && i%wave == 0 {
+			runtime.Gosched()
+		}
+		s.signal()
+	}
+}
+
+// deliver gives each group the frames of the events it selects, then each
+// member its group's frames, and answers woken with the members that got
+// some (or were lost) appended. Called with h.mu held.
+func (h *Hub) deliver(evs []state.EncodedEvent, woken []*Subscription) []*Subscription {
+	hit := h.hit[:0]
+	for i := range evs {
+		e := &evs[i]
+		h.eachGroup(e.Namespace, e.Service, func(g *group) {
+			if !g.filter.Match(e.Type, e.Namespace, e.Service) {
+				return
+			}
+			if len(g.frames) == 0 {
+				hit = append(hit, g)
+			}
+			g.frames = append(g.frames, Frame{ID: e.ID, Bytes: e.Frame})
+		})
+	}
+	for _, g := range hit {
+		for _, s := range g.members {
+			s.add(g.frames)
+		}
+		woken = append(woken, g.members...)
+		clear(g.frames) // let the bytes go with the ring
+		g.frames = g.frames[:0]
+	}
+	clear(hit)
+	h.hit = hit[:0]
+	return woken
+}
+
+// eachGroup calls fn with every group whose namespace and service admit an
+// event of ns/svc: exact, any service, any namespace, and any at all.
+func (h *Hub) eachGroup(ns, svc string, fn func(*group)) {
+	keys := [4]state.Key{{Namespace: ns, Name: svc}, {Namespace: ns}, {Name: svc}, {}}
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			continue // ns or svc is empty: the same key twice
+		}
+		for _, g := range h.where[k] {
+			fn(g)
+		}
+	}
+}
+
+// add appends a batch's frames to the pending ones; the hub wakes the
+// subscriber after. A batch that would take it past MaxPending is not kept:
+// the subscription is lost as of the end of the previous batch. Called by
+// the hub's goroutine with h.mu held, before pos moves past the batch.
+func (s *Subscription) add(fs []Frame) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.lost:
+		// It will read the store from lostAt; nothing more is kept.
+	case len(s.pending)+len(fs) > MaxPending:
+		s.lose()
+	default:
+		s.pending = append(s.pending, fs...)
+	}
+}
+
+// lose marks the subscription lost as of the hub's pos. Called with s.mu
+// held, by the hub's goroutine.
+func (s *Subscription) lose() {
+	if !s.lost {
+		s.lost, s.lostAt = true, s.hub.pos.Load()
+	}
+}
+
+func (s *Subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake is already pending
+	}
+}
+
+// loseAll marks every subscription lost as of pos and answers woken with
+// them appended. Called with h.mu held.
+func (h *Hub) loseAll(woken []*Subscription) []*Subscription {
+	for _, g := range h.groups {
+		for _, s := range g.members {
+			s.mu.Lock()
+			s.lose()
+			s.mu.Unlock()
+		}
+		woken = append(woken, g.members...)
+	}
+	return woken
+}

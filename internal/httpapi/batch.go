@@ -14,8 +14,10 @@ import (
 // each answered on its own (a bad or refused one does not fail the others),
 // with one journal write for the batch.
 func (h *Handler) heartbeats(w http.ResponseWriter, r *http.Request) {
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
 	var req api.BatchHeartbeatRequest
-	if _, err := decode(r, &req); err != nil {
+	if err := h.batchBody(r, buf, &req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -57,7 +59,31 @@ func (h *Handler) heartbeats(w http.ResponseWriter, r *http.Request) {
 		}
 		results[i] = api.BatchHeartbeatResult{Token: rn.Token, ExpiresAt: rn.Deadline.UTC().Truncate(time.Millisecond)}
 	}
-	writeJSON(w, http.StatusOK, api.BatchHeartbeatResponse{Results: results})
+	b, ok := appendBatchAnswer((*buf)[:0], results)
+	if !ok {
+		writeJSON(w, http.StatusOK, api.BatchHeartbeatResponse{Results: results})
+		return
+	}
+	*buf = b
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// batchBody reads a batch's body into buf (reused) and req: by hand in the
+// compact form SDKs send, else strictly decoded.
+func (h *Handler) batchBody(r *http.Request, buf *[]byte, req *api.BatchHeartbeatRequest) error {
+	body, err := readBody(r, (*buf)[:0])
+	*buf = body
+	if err != nil {
+		return err
+	}
+	if beats, ok := parseBatch(body, nil); ok {
+		req.Heartbeats = beats
+		return nil
+	}
+	_, err = decodeBody(body, req)
+	return err
 }
 
 // itemError is the error shape of one item of a batch; internal errors stay hidden.

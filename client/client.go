@@ -48,6 +48,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/muster-registry/muster/api"
@@ -79,6 +80,7 @@ type Client struct {
 	token     string
 	userAgent string
 	timeout   time.Duration
+	answers   sync.Pool // *bytes.Buffer, for answers read whole (readAnswer)
 }
 
 // Option configures a [Client] in [New].
@@ -153,7 +155,11 @@ type request struct {
 	query  url.Values
 	header http.Header
 	body   any           // encoded as JSON when not nil
+	raw    []byte        // the body already encoded, sent instead of body when not nil
 	out    any           // decoded from a 2xx body when not nil
+	// parse, when not nil, reads a 2xx body whole by hand instead; if it
+	// reports false, the body is decoded into out as usual.
+	parse func([]byte) bool
 	extra  time.Duration // added to the client's timeout (long polls)
 	// respHeader, when not nil, receives the headers of a 2xx answer.
 	respHeader *http.Header
@@ -182,6 +188,12 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 	if r.respHeader != nil {
 		*r.respHeader = resp.Header
 	}
+	if r.parse != nil && resp.StatusCode != http.StatusNoContent {
+		if err := c.readAnswer(resp.Body, r.parse, r.out); err != nil {
+			return 0, fmt.Errorf("client: %s %s: decoding answer: %w", r.method, r.path, err)
+		}
+		return idx, nil
+	}
 	if r.out != nil && resp.StatusCode != http.StatusNoContent {
 		if err := json.NewDecoder(resp.Body).Decode(r.out); err != nil {
 			return 0, fmt.Errorf("client: %s %s: decoding answer: %w", r.method, r.path, err)
@@ -195,7 +207,9 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 // and errors.As(err, new(*url.Error)) keep working.
 func (c *Client) send(ctx context.Context, r request, accept string) (*http.Response, error) {
 	var body io.Reader
-	if r.body != nil {
+	if r.raw != nil {
+		body = bytes.NewReader(r.raw)
+	} else if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {
 			return nil, fmt.Errorf("client: %s %s: encoding request: %w", r.method, r.path, err)

@@ -285,7 +285,7 @@ func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
 		return out
 	}
 	now := t.now()
-	var recs []Record
+	recs := make([]Record, 0, len(beats))
 	for i, b := range beats {
 		out[i] = t.renew(b.Key, b.Token, now)
 		if out[i].Err == nil {

@@ -155,14 +155,15 @@ type request struct {
 	query  url.Values
 	header http.Header
 	body   any           // encoded as JSON when not nil
-	raw    []byte        // the body already encoded, sent instead of body when not nil
 	out    any           // decoded from a 2xx body when not nil
-	// parse, when not nil, reads a 2xx body whole by hand instead; if it
-	// reports false, the body is decoded into out as usual.
-	parse func([]byte) bool
 	extra  time.Duration // added to the client's timeout (long polls)
 	// respHeader, when not nil, receives the headers of a 2xx answer.
 	respHeader *http.Header
+	// raw, when not nil, is the body already encoded, sent instead of body.
+	raw []byte
+	// parse, when not nil, reads a 2xx body whole by hand instead of
+	// decoding it; if it reports false, the body is decoded into out.
+	parse func([]byte) bool
 }
 
 // do sends r and decodes its answer into r.out. It returns the answer's

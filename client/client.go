@@ -272,19 +272,26 @@ func parseIndex(h http.Header) (Index, error) {
 // url.PathEscape. Empty, "." and ".." segments are refused: the server would
 // either not route them or clean them into another path.
 func escapePath(route string, segments ...string) (string, error) {
-	parts := strings.Split(route, "{}")
-	if len(parts) != len(segments)+1 {
-		return "", fmt.Errorf("%w: route %s takes %d segments, not %d", ErrInvalidArgument, route, len(parts)-1, len(segments))
+	if n := strings.Count(route, "{}"); n != len(segments) {
+		return "", fmt.Errorf("%w: route %s takes %d segments, not %d", ErrInvalidArgument, route, n, len(segments))
+	}
+	size := len(route)
+	for _, s := range segments {
+		size += len(s) // more if escaped: the builder grows
 	}
 	var b strings.Builder
-	b.WriteString(parts[0])
-	for i, s := range segments {
+	b.Grow(size)
+	rest := route
+	for _, s := range segments {
 		if s == "" || s == "." || s == ".." {
 			return "", fmt.Errorf("%w: path segment %q", ErrInvalidArgument, s)
 		}
+		i := strings.Index(rest, "{}")
+		b.WriteString(rest[:i])
 		b.WriteString(url.PathEscape(s))
-		b.WriteString(parts[i+1])
+		rest = rest[i+2:]
 	}
+	b.WriteString(rest)
 	return b.String(), nil
 }
 

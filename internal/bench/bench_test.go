@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/client"
 	"github.com/muster-registry/muster/internal/servertest"
 )
@@ -105,8 +106,9 @@ func BenchmarkSDK(b *testing.B) {
 		})
 	})
 	b.Run("batch", func(b *testing.B) {
+		scratch := make([][]api.BatchHeartbeat, batchWorkers)
 		runOps(b, batchWorkers, func(w, _ int) error {
-			k, err := bn.renewBatch(ctx, members[w*size:(w+1)*size])
+			k, err := bn.renewBatch(ctx, members[w*size:(w+1)*size], &scratch[w])
 			if err == nil && k != size {
 				err = fmt.Errorf("%d of %d renewed", k, size)
 			}

@@ -79,8 +79,9 @@ func (h *Handler) batchBody(r *http.Request, buf *[]byte, req *api.BatchHeartbea
 	if err != nil {
 		return err
 	}
-	// One "token" key per heartbeat in the compact form: room for all.
-	if beats, ok := parseBatch(body, make([]api.BatchHeartbeat, 0, bytes.Count(body, []byte(`"token"`)))); ok {
+	// The compact form closes each heartbeat and the body with '}': room
+	// for all (a count of one byte is far cheaper than of a word).
+	if beats, ok := parseBatch(body, make([]api.BatchHeartbeat, 0, bytes.Count(body, []byte("}")))); ok {
 		req.Heartbeats = beats
 		return nil
 	}

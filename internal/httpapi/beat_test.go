@@ -196,7 +196,7 @@ func TestHeartbeatRoutesReadEveryForm(t *testing.T) {
 		tokens[id] = lease.NewToken()
 		leases.InstanceAdded(&state.Instance{Namespace: "ns", Service: "svc", ID: id, HeartbeatTimeout: 60, RegIndex: uint64(i + 1), Token: tokens[id], RegisteredAt: time.Now()})
 	}
-	h := New(Config{Store: state.New(0, leases), Leases: leases})
+	h := New(Config{Store: state.New(0, leases), Leases: leases, Metrics: NewMetrics(nil)})
 	post := func(path, body string) (int, []byte) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
@@ -239,4 +239,13 @@ func TestHeartbeatRoutesReadEveryForm(t *testing.T) {
 	}
 	batch(`{"heartbeats":[{"namespace":"ns","service":"svc","id":"i-1","token":"%s"},{"namespace":"ns","service":"svc","id":"i-2","token":"%s"},{"namespace":"ns","service":"svc","id":"i-1","token":"spent"}]}`)
 	batch(`{"heartbeats": [{"id":"i-1","namespace":"ns","service":"svc","token":"%s"}, {"namespace":"ns","service":"svc","id":"i-2","token":"%s"},{"namespace":"ns","service":"svc","id":"i-1","token":"spent"}]}`)
+
+	// Every heartbeat that reached the lease table is counted by its result.
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	for _, want := range []string{`muster_heartbeats_total{result="ok"} 7`, `muster_heartbeats_total{result="token_mismatch"} 2`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, rec.Body.String())
+		}
+	}
 }

@@ -75,6 +75,7 @@ type Handler struct {
 	mux         *http.ServeMux
 	drain       chan struct{}
 	bufs        bufPool // encoding buffers of instance lists
+	batches     batchPool
 }
 
 // New returns the API handler.

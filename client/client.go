@@ -169,7 +169,9 @@ type request struct {
 // do sends r and decodes its answer into r.out. It returns the answer's
 // index (zero when the header is absent).
 func (c *Client) do(ctx context.Context, r request) (Index, error) {
-	if c.timeout > 0 {
+	// A caller's deadline sooner than the timeout already bounds the call
+	// (WithTimeout would return an equivalent context), without a timer.
+	if d, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(d) > c.timeout+r.extra) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout+r.extra)
 		defer cancel()

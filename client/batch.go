@@ -14,6 +14,13 @@ import (
 // request as a whole.
 func (c *Client) HeartbeatBatch(ctx context.Context, beats []api.BatchHeartbeat) ([]api.BatchHeartbeatResult, error) {
 	var out api.BatchHeartbeatResponse
-	_, err := c.do(ctx, request{method: http.MethodPost, path: "/heartbeats", body: api.BatchHeartbeatRequest{Heartbeats: beats}, out: &out})
+	r := request{method: http.MethodPost, path: "/heartbeats", out: &out,
+		fast: func(b []byte) bool { return parseBatchAnswer(b, &out, len(beats)) }}
+	if raw, ok := batchBody(beats); ok {
+		r.raw = raw
+	} else {
+		r.body = api.BatchHeartbeatRequest{Heartbeats: beats}
+	}
+	_, err := c.do(ctx, r)
 	return out.Results, err
 }

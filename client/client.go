@@ -159,6 +159,8 @@ type request struct {
 	extra  time.Duration // added to the client's timeout (long polls)
 	// respHeader, when not nil, receives the headers of a 2xx answer.
 	respHeader *http.Header
+	// raw, when not nil, is the body already encoded, sent instead of body.
+	raw []byte
 	// fast, when not nil, decodes a 2xx body read whole, and reports false
 	// to leave the body to encoding/json (into out) instead. It must not
 	// keep a reference to body, whose buffer is reused.
@@ -168,7 +170,9 @@ type request struct {
 // do sends r and decodes its answer into r.out. It returns the answer's
 // index (zero when the header is absent).
 func (c *Client) do(ctx context.Context, r request) (Index, error) {
-	if c.timeout > 0 {
+	// A caller's deadline sooner than the timeout already bounds the call
+	// (WithTimeout would return an equivalent context), without a timer.
+	if d, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(d) > c.timeout+r.extra) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout+r.extra)
 		defer cancel()
@@ -274,7 +278,9 @@ func (p *bodyPool) put(buf *[]byte) {
 // and errors.As(err, new(*url.Error)) keep working.
 func (c *Client) send(ctx context.Context, r request, accept string) (*http.Response, error) {
 	var body io.Reader
-	if r.body != nil {
+	if r.raw != nil {
+		body = bytes.NewReader(r.raw)
+	} else if r.body != nil {
 		b, err := json.Marshal(r.body)
 		if err != nil {
 			return nil, fmt.Errorf("client: %s %s: encoding request: %w", r.method, r.path, err)
@@ -336,19 +342,26 @@ func parseIndex(h http.Header) (Index, error) {
 // url.PathEscape. Empty, "." and ".." segments are refused: the server would
 // either not route them or clean them into another path.
 func escapePath(route string, segments ...string) (string, error) {
-	parts := strings.Split(route, "{}")
-	if len(parts) != len(segments)+1 {
-		return "", fmt.Errorf("%w: route %s takes %d segments, not %d", ErrInvalidArgument, route, len(parts)-1, len(segments))
+	if n := strings.Count(route, "{}"); n != len(segments) {
+		return "", fmt.Errorf("%w: route %s takes %d segments, not %d", ErrInvalidArgument, route, n, len(segments))
+	}
+	size := len(route)
+	for _, s := range segments {
+		size += len(s) // more if escaped: the builder grows
 	}
 	var b strings.Builder
-	b.WriteString(parts[0])
-	for i, s := range segments {
+	b.Grow(size)
+	rest := route
+	for _, s := range segments {
 		if s == "" || s == "." || s == ".." {
 			return "", fmt.Errorf("%w: path segment %q", ErrInvalidArgument, s)
 		}
+		i := strings.Index(rest, "{}")
+		b.WriteString(rest[:i])
 		b.WriteString(url.PathEscape(s))
-		b.WriteString(parts[i+1])
+		rest = rest[i+2:]
 	}
+	b.WriteString(rest)
 	return b.String(), nil
 }
 

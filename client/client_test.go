@@ -373,23 +373,32 @@ func TestTimeouts(t *testing.T) {
 		wait        time.Duration // 0: Status, else a long poll of Events
 		answerAfter string        // empty: never
 		wantErrAt   time.Duration // 0: no error
+		deadline    time.Duration // the caller's context's deadline; 0: none
 	}{
-		{"an ordinary call is cut at the timeout", 2 * time.Second, 0, "", 2 * time.Second},
-		{"a long poll gets its wait on top", 2 * time.Second, 10 * time.Second, "9s", 0},
-		{"a long poll is cut at timeout+wait", 2 * time.Second, 10 * time.Second, "", 12 * time.Second},
-		{"no timeout waits for the answer", 0, 0, "5m", 0},
+		{"an ordinary call is cut at the timeout", 2 * time.Second, 0, "", 2 * time.Second, 0},
+		{"a long poll gets its wait on top", 2 * time.Second, 10 * time.Second, "9s", 0, 0},
+		{"a long poll is cut at timeout+wait", 2 * time.Second, 10 * time.Second, "", 12 * time.Second, 0},
+		{"no timeout waits for the answer", 0, 0, "5m", 0, 0},
+		{"a sooner deadline of the caller cuts first", 2 * time.Second, 0, "", time.Second, time.Second},
+		{"a later deadline of the caller leaves the timeout", 2 * time.Second, 0, "", 2 * time.Second, 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c, _ := newMemClient(t, hang, WithTimeout(tt.timeout))
 				c.http.Transport = headerTransport{c.http.Transport, "X-Test-Answer-After", tt.answerAfter}
+				ctx := t.Context()
+				if tt.deadline > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+					defer cancel()
+				}
 				start := time.Now()
 				var err error
 				if tt.wait == 0 {
-					_, err = c.Status(t.Context())
+					_, err = c.Status(ctx)
 				} else {
-					_, err = c.Events(t.Context(), EventQuery{Wait: tt.wait})
+					_, err = c.Events(ctx, EventQuery{Wait: tt.wait})
 				}
 				took := time.Since(start)
 				if tt.wantErrAt == 0 {

@@ -177,7 +177,8 @@ func (c *Client) Heartbeat(ctx context.Context, ns, name, id, token string) (api
 	if err != nil {
 		return out, err
 	}
-	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: api.HeartbeatRequest{Token: token}, out: &out})
+	_, err = c.do(ctx, request{method: http.MethodPost, path: p, raw: heartbeatBody(token), out: &out,
+		fast: func(b []byte) bool { return parseHeartbeatAnswer(b, &out) }})
 	return out, err
 }
 

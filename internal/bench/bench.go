@@ -319,7 +319,7 @@ const batchSize = 1000
 func (b *bench) renewAll(ctx context.Context, members []member) error {
 	for lo := 0; lo < len(members); lo += batchSize {
 		chunk := members[lo:min(lo+batchSize, len(members))]
-		if _, err := b.renewBatch(ctx, chunk); err != nil {
+		if _, err := b.renewBatch(ctx, chunk, nil); err != nil {
 			return err
 		}
 	}
@@ -327,11 +327,18 @@ func (b *bench) renewAll(ctx context.Context, members []member) error {
 }
 
 // renewBatch sends one batch and stores the new tokens; it answers how
-// many renewed, and an error if any did not.
-func (b *bench) renewBatch(ctx context.Context, chunk []member) (int, error) {
-	beats := make([]api.BatchHeartbeat, len(chunk))
-	for j, m := range chunk {
-		beats[j] = api.BatchHeartbeat{Namespace: b.cfg.Namespace, Service: m.svc, ID: m.id, Token: m.token}
+// many renewed, and an error if any did not. scratch, when not nil, is the
+// caller's buffer for the request's heartbeats, reused from call to call.
+func (b *bench) renewBatch(ctx context.Context, chunk []member, scratch *[]api.BatchHeartbeat) (int, error) {
+	var beats []api.BatchHeartbeat
+	if scratch != nil {
+		beats = (*scratch)[:0]
+	}
+	for _, m := range chunk {
+		beats = append(beats, api.BatchHeartbeat{Namespace: b.cfg.Namespace, Service: m.svc, ID: m.id, Token: m.token})
+	}
+	if scratch != nil {
+		*scratch = beats
 	}
 	results, err := b.c.HeartbeatBatch(ctx, beats)
 	if err != nil {

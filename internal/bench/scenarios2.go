@@ -149,11 +149,12 @@ func (b *bench) batch(ctx context.Context, res *Result) error {
 	res.BatchSize = size
 	var renewed atomic.Uint64
 	var e errs
+	scratch := make([][]api.BatchHeartbeat, n) // each worker's request buffer
 	h, el := b.loop(ctx, n, b.cfg.Duration, &e, func(ctx context.Context, w, i int) error {
 		share := members[w*per : min((w+1)*per, len(members))]
 		chunks := (len(share) + size - 1) / size
 		c := i % chunks
-		k, err := b.renewBatch(ctx, share[c*size:min((c+1)*size, len(share))])
+		k, err := b.renewBatch(ctx, share[c*size:min((c+1)*size, len(share))], &scratch[w])
 		renewed.Add(uint64(k))
 		return err
 	})

@@ -25,12 +25,22 @@ import (
 func decode(r *http.Request, v any) (map[string]bool, error) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, tooLarge(mbe.Limit)
-		}
-		return nil, badRequest("reading the request body: %v", err)
+		return nil, readError(err)
 	}
+	return decodeBody(body, v)
+}
+
+// readError is the answer to a request body that could not be read.
+func readError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return tooLarge(mbe.Limit)
+	}
+	return badRequest("reading the request body: %v", err)
+}
+
+// decodeBody is decode of a body already read.
+func decodeBody(body []byte, v any) (map[string]bool, error) {
 	present, err := strictjson.Check(body, reflect.TypeOf(v))
 	if err != nil {
 		return nil, err

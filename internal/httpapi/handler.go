@@ -78,6 +78,7 @@ type Handler struct {
 	fan         *fanout.Hub // hands new events to event streams
 	bufs        bufPool     // encoding buffers of instance lists
 	lists       listCache   // encoded unfiltered instance lists
+	batches     batchPool
 }
 
 // New returns the API handler.

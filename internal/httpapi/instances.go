@@ -207,16 +207,18 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req api.HeartbeatRequest
-	if _, err := decode(r, &req); err != nil {
+	buf := h.bufs.get()
+	defer h.bufs.put(buf)
+	token, err := h.heartbeatBody(r, buf)
+	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if req.Token == "" {
+	if token == "" {
 		h.writeError(w, r, registry.Invalid("token", "is required"))
 		return
 	}
-	next, deadline, err := h.leases.Heartbeat(ik, req.Token)
+	next, deadline, err := h.leases.Heartbeat(ik, token)
 	if h.metrics != nil {
 		h.metrics.heartbeat(err)
 	}
@@ -224,7 +226,34 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.HeartbeatResponse{Token: next, ExpiresAt: deadline.UTC().Truncate(time.Millisecond)})
+	resp := api.HeartbeatResponse{Token: next, ExpiresAt: deadline.UTC().Truncate(time.Millisecond)}
+	b, ok := appendHeartbeatAnswer((*buf)[:0], resp.Token, resp.ExpiresAt)
+	if !ok {
+		writeJSON(w, http.StatusOK, resp) // a time encoding/json refuses: answer exactly as it would
+		return
+	}
+	*buf = b
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+// heartbeatBody reads the token of a heartbeat's body into buf (reused):
+// by hand in the form SDKs send, else strictly decoded.
+func (h *Handler) heartbeatBody(r *http.Request, buf *[]byte) (string, error) {
+	body, err := readBody(r, (*buf)[:0])
+	*buf = body
+	if err != nil {
+		return "", err
+	}
+	if token, ok := heartbeatToken(body); ok {
+		return token, nil
+	}
+	var req api.HeartbeatRequest
+	if _, err := decodeBody(body, &req); err != nil {
+		return "", err
+	}
+	return req.Token, nil
 }
 
 func (h *Handler) getInstance(w http.ResponseWriter, r *http.Request) {

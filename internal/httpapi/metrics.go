@@ -124,6 +124,14 @@ func (m *Metrics) observeRequest(route string, status int, d time.Duration) {
 	rm.latency.Observe(d.Seconds())
 }
 
+// heartbeatsRenewed counts n heartbeats that renewed, as n calls of
+// heartbeat(nil) would.
+func (m *Metrics) heartbeatsRenewed(n int) {
+	if n > 0 {
+		m.byResult.get("ok", func() prometheus.Counter { return m.heartbeats.WithLabelValues("ok") }).Add(float64(n))
+	}
+}
+
 func (m *Metrics) heartbeat(err error) {
 	result := "ok"
 	switch {

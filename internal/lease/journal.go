@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 )
@@ -42,31 +43,64 @@ type BatchJournal interface {
 }
 
 // FileJournal is a Journal in one append-only file of fixed-size records
-// (registration index, token, CRC), written with one write(2) per record and
-// fsync'd every second, so a record survives kill -9 at once and a power loss
-// after at most a second. A torn or corrupt tail (a crash mid-write) is cut
-// off at load. When the file holds far more records than live registrations,
-// it is rewritten with one record per live registration.
+// (registration index, token, CRC), written with write(2) before Append
+// returns and fsync'd every second, so a record survives kill -9 at once and
+// a power loss after at most a second. A torn or corrupt tail (a crash
+// mid-write) is cut off at load. When the file holds far more records than
+// live registrations, it is rewritten with one record per live registration.
 //
-// Concurrency: safe for concurrent use; Append calls are serialised.
+// Appends are group-committed: concurrent Append and AppendBatch calls queue
+// their records in the open group; one of them at a time (the holder of the
+// writer's turn) writes every queued record with one write(2), and each call
+// returns once the group holding its records is written, with that write's
+// error if it failed.
+//
+// Concurrency: safe for concurrent use. Lock order: the writer's turn, then
+// mu; qmu is never held while waiting for anything else.
 type FileJournal struct {
 	path string
 	log  *slog.Logger
-	live func() map[uint64]string
 
-	mu      sync.Mutex
+	// writer is the writer's turn: a goroutine that sends to it (capacity
+	// one) may write the open group, and receives from it when done.
+	writer chan struct{}
+	qmu    sync.Mutex // guards open
+	open   *group     // records queued for the next write
+	spare  []byte     // a written group's buffer, for the next group; the turn's holder owns it
+	// scratch holds *[]byte buffers in which AppendBatch encodes records
+	// before queueing them, so the queue's lock is held only for a copy.
+	scratch sync.Pool
+
+	mu      sync.Mutex // guards the fields below
+	live    func() map[uint64]string
 	f       *os.File
-	records int   // records in the file
-	size    int64 // bytes of whole records in the file
+	records int    // records in the file
+	size    int64  // bytes of whole records in the file
+	writes  uint64 // write(2) calls of appends that succeeded
 	dirty   bool
 	stop    chan struct{}
 	done    chan struct{}
+}
+
+// group is records queued for one write(2). Once done is closed, err is the
+// write's outcome and the group is no longer touched.
+type group struct {
+	buf  []byte
+	n    int
+	done chan struct{}
+	err  error
+}
+
+func newGroup(buf []byte) *group {
+	return &group{buf: buf[:0], done: make(chan struct{})}
 }
 
 const (
 	tokenBytes  = 22 // base64url of 16 bytes, unpadded
 	recordBytes = 8 + tokenBytes + 4
 	minCompact  = 100_000
+	// maxSpare is the largest group buffer kept for reuse.
+	maxSpare = 1 << 20
 )
 
 // OpenFileJournal opens (creating if missing) the journal at path. live, when
@@ -80,7 +114,8 @@ func OpenFileJournal(path string, log *slog.Logger, live func() map[uint64]strin
 	if err != nil {
 		return nil, fmt.Errorf("lease: opening token journal: %w", err)
 	}
-	j := &FileJournal{path: path, log: log, live: live, f: f, stop: make(chan struct{}), done: make(chan struct{})}
+	j := &FileJournal{path: path, log: log, live: live, f: f, stop: make(chan struct{}), done: make(chan struct{}),
+		writer: make(chan struct{}, 1), open: newGroup(nil)}
 	go j.syncLoop()
 	return j, nil
 }
@@ -136,20 +171,105 @@ func encodeRecord(rec []byte, regIndex uint64, token string) {
 	binary.LittleEndian.PutUint32(rec[recordBytes-4:], crc32.ChecksumIEEE(rec[:recordBytes-4]))
 }
 
-// Append writes one record.
+// Append writes one record; it returns once the record is written.
 func (j *FileJournal) Append(regIndex uint64, token string) error {
 	if len(token) != tokenBytes {
 		return fmt.Errorf("lease: token of %d bytes cannot be journaled", len(token))
 	}
 	var rec [recordBytes]byte
 	encodeRecord(rec[:], regIndex, token)
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.write(rec[:], 1)
+	return j.commit(rec[:], 1)
 }
 
-// write appends whole records. A failed write is cut back off, so a torn
-// record never sits before later good ones.
+// AppendBatch writes many records with one write(2) (shared with concurrent
+// appends); it returns once they are written.
+func (j *FileJournal) AppendBatch(recs []Record) error {
+	buf, _ := j.scratch.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	defer j.scratch.Put(buf)
+	b := slices.Grow((*buf)[:0], len(recs)*recordBytes)[:len(recs)*recordBytes]
+	*buf = b
+	for i, r := range recs {
+		if len(r.Token) != tokenBytes {
+			return fmt.Errorf("lease: token of %d bytes cannot be journaled", len(r.Token))
+		}
+		encodeRecord(b[i*recordBytes:], r.RegIndex, r.Token)
+	}
+	return j.commit(b, len(recs))
+}
+
+// commit writes n encoded records and returns once they are written. With
+// the writer's turn free, it takes it and writes at once (with whatever
+// others queued meanwhile); otherwise it queues them for the holder.
+func (j *FileJournal) commit(recs []byte, n int) error {
+	select {
+	case j.writer <- struct{}{}:
+		defer func() { <-j.writer }()
+		j.qmu.Lock()
+		g := j.open
+		if g.n == 0 { // nobody waiting: no group to hand over
+			j.qmu.Unlock()
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			return j.write(recs, n)
+		}
+		g.buf = append(g.buf, recs...)
+		g.n += n
+		j.qmu.Unlock()
+		return j.writeOpen(g)
+	default:
+	}
+	j.qmu.Lock()
+	g := j.open
+	g.buf = append(g.buf, recs...)
+	g.n += n
+	j.qmu.Unlock()
+	return j.await(g)
+}
+
+// await returns once group g is written: either another goroutine writes it,
+// or this one gets the writer's turn first and writes it, together with
+// everything queued in it meanwhile.
+func (j *FileJournal) await(g *group) error {
+	select {
+	case <-g.done:
+		return g.err
+	case j.writer <- struct{}{}:
+	}
+	defer func() { <-j.writer }()
+	select {
+	case <-g.done: // written by the previous holder of the turn
+		return g.err
+	default:
+	}
+	return j.writeOpen(g)
+}
+
+// writeOpen writes group g, which must be the open group, and tells its
+// waiters; the caller holds the writer's turn. Groups leave the open slot
+// only under the turn, and are done before it is passed on, so a group that
+// is not done is still the open one.
+func (j *FileJournal) writeOpen(g *group) error {
+	j.qmu.Lock()
+	j.open = newGroup(j.spare)
+	j.qmu.Unlock()
+	j.mu.Lock()
+	g.err = j.write(g.buf, g.n)
+	j.mu.Unlock()
+	// The buffer is reused for a later group unless a burst grew it large.
+	j.spare = nil
+	if cap(g.buf) <= maxSpare {
+		j.spare = g.buf
+	}
+	g.buf = nil
+	close(g.done)
+	return g.err
+}
+
+// write appends whole records; j.mu must be held. A failed write is cut back
+// off, so a torn record never sits before later good ones.
 func (j *FileJournal) write(b []byte, n int) error {
 	if _, err := j.f.Write(b); err != nil {
 		if terr := j.f.Truncate(j.size); terr == nil {
@@ -159,22 +279,9 @@ func (j *FileJournal) write(b []byte, n int) error {
 	}
 	j.records += n
 	j.size += int64(len(b))
+	j.writes++
 	j.dirty = true
 	return nil
-}
-
-// AppendBatch writes many records with one write(2).
-func (j *FileJournal) AppendBatch(recs []Record) error {
-	buf := make([]byte, len(recs)*recordBytes)
-	for i, r := range recs {
-		if len(r.Token) != tokenBytes {
-			return fmt.Errorf("lease: token of %d bytes cannot be journaled", len(r.Token))
-		}
-		encodeRecord(buf[i*recordBytes:(i+1)*recordBytes], r.RegIndex, r.Token)
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.write(buf, len(recs))
 }
 
 // compactIfLarge rewrites the file with the live tokens when it holds more

@@ -17,6 +17,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -379,15 +380,24 @@ type Renewal struct {
 // own as Heartbeat would, with one journal write for the whole batch. If
 // that write fails, every renewal of the batch is undone and fails with it.
 func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
-	out := make([]Renewal, len(beats))
+	return t.AppendHeartbeatBatch(nil, beats)
+}
+
+// AppendHeartbeatBatch is HeartbeatBatch appending the renewals to dst, so
+// that a caller can reuse their memory from batch to batch.
+func (t *Table) AppendHeartbeatBatch(dst []Renewal, beats []Beat) []Renewal {
+	dst = slices.Grow(dst, len(beats))
+	out := dst[len(dst) : len(dst)+len(beats)]
+	dst = dst[:len(dst)+len(beats)]
+	clear(out)
 	if !t.leader.Load() {
 		for i := range out {
 			out[i].Err = registry.ErrNotLeader
 		}
-		return out
+		return dst
 	}
 	now := t.now()
-	var recs []Record
+	recs := make([]Record, 0, len(beats))
 	for i, b := range beats {
 		out[i] = t.renew(b.Key, b.Token, now)
 		if out[i].Err == nil {
@@ -395,7 +405,7 @@ func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
 		}
 	}
 	if t.journal == nil || len(recs) == 0 {
-		return out
+		return dst
 	}
 	var err error
 	if ba, ok := t.journal.(BatchJournal); ok {
@@ -415,7 +425,7 @@ func (t *Table) HeartbeatBatch(beats []Beat) []Renewal {
 			}
 		}
 	}
-	return out
+	return dst
 }
 
 // renew checks and rotates one token in memory.

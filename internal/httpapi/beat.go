@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/state"
 )
 
 // Heartbeats are the most frequent requests, and their bodies are tiny and
@@ -170,7 +171,7 @@ func parseBatch(body []byte, out []api.BatchHeartbeat) ([]api.BatchHeartbeat, bo
 func appendHeartbeatAnswer(b []byte, token string, expires time.Time) (_ []byte, ok bool) {
 	b = append(b, `{"token":`...)
 	b = appendString(b, token)
-	b, ok = appendTime(b, `,"expires_at":`, expires)
+	b, ok = state.AppendJSONTime(b, `,"expires_at":`, expires)
 	return append(b, "}\n"...), ok
 }
 
@@ -205,7 +206,7 @@ func appendBatchAnswer(b []byte, results []api.BatchHeartbeatResult) (_ []byte, 
 				b = append(b, b[lastAt:lastEnd]...)
 			} else {
 				at := len(b)
-				if b, ok = appendTime(b, `"expires_at":`, res.ExpiresAt); !ok {
+				if b, ok = state.AppendJSONTime(b, `"expires_at":`, res.ExpiresAt); !ok {
 					return b, false
 				}
 				last, lastAt, lastEnd = res.ExpiresAt, at, len(b)

@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/state"
@@ -137,80 +134,8 @@ func appendInstanceList(b []byte, l api.List[listed]) (_ []byte, ok bool) {
 }
 
 func appendInstance(b []byte, l *listed) (_ []byte, ok bool) {
-	v := &l.Instance
-	b = append(b, `{"namespace":`...)
-	b = appendString(b, v.Namespace)
-	b = append(b, `,"service":`...)
-	b = appendString(b, v.Service)
-	b = append(b, `,"id":`...)
-	b = appendString(b, v.ID)
-	b = append(b, `,"revision_tag":`...)
-	b = appendString(b, v.RevisionTag)
-	b = append(b, `,"address":`...)
-	b = appendString(b, v.Address)
-	b = append(b, `,"port":`...)
-	b = strconv.AppendInt(b, int64(v.Port), 10)
-	b = append(b, `,"public_url":`...)
-	b = appendString(b, v.PublicURL)
-	b = append(b, `,"endpoints":`...)
-	b = appendStrings(b, v.Endpoints)
-	b = append(b, `,"tags":`...)
-	b = appendStrings(b, v.Tags)
-	b = append(b, `,"metadata":`...)
-	b = state.AppendMetadataJSON(b, l.md)
-	b = append(b, `,"heartbeat_timeout":`...)
-	b = strconv.AppendInt(b, int64(v.HeartbeatTimeout), 10)
-	b = append(b, `,"status":`...)
-	b = appendString(b, v.Status)
-	if b, ok = appendTime(b, `,"registered_at":`, v.RegisteredAt); !ok {
-		return b, false
-	}
-	if b, ok = appendTime(b, `,"last_heartbeat_at":`, v.LastHeartbeatAt); !ok {
-		return b, false
-	}
-	if b, ok = appendTime(b, `,"expires_at":`, v.ExpiresAt); !ok {
-		return b, false
-	}
-	return append(b, '}'), true
+	return state.AppendInstanceJSON(b, &l.Instance, l.md)
 }
 
-// appendTime appends key and t as time.Time.MarshalJSON writes it (RFC 3339
-// with the nanoseconds that are not zero, in t's own offset).
-func appendTime(b []byte, key string, t time.Time) (_ []byte, ok bool) {
-	b = append(b, key...)
-	b = append(b, '"')
-	b, err := t.AppendText(b)
-	return append(b, '"'), err == nil
-}
-
-func appendStrings(b []byte, ss []string) []byte {
-	if ss == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, s)
-	}
-	return append(b, ']')
-}
-
-// appendString quotes s. Printable ASCII other than '"' and '\' is copied
-// as is; any other string (control characters, non-ASCII, which
-// encoding/json may rewrite) is quoted by encoding/json itself.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			_ = enc.Encode(s)
-			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
+// appendString quotes s as encoding/json does with HTML escaping off.
+func appendString(b []byte, s string) []byte { return state.AppendJSONString(b, s) }

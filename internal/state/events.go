@@ -64,6 +64,9 @@ func (r *ring) pushEncoded(e api.Event, line []byte) {
 // encodeEvent is the event's JSON as the API writes it: one line, HTML
 // characters unescaped.
 func encodeEvent(e *api.Event) []byte {
+	if b, ok := appendEventJSON(make([]byte, 0, 128+len(e.Payload)), e); ok {
+		return b
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

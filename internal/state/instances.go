@@ -42,7 +42,7 @@ func (s *Store) RegisterInstance(now time.Time, inst *Instance, replace bool) (r
 	if old != nil {
 		typ = api.EventInstanceUpdate
 	}
-	t.emit(typ, k.Namespace, k.Name, now, EventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
+	t.emit(typ, k.Namespace, k.Name, now, eventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
 	s.backendChanged(t, k)
 	return old != nil, nil
 }
@@ -78,7 +78,7 @@ func (s *Store) TakeOver(now time.Time, inst *Instance, dead Expiry) error {
 	if s.observer != nil {
 		s.observer.InstanceAdded(inst)
 	}
-	t.emit(api.EventInstanceJoin, k.Namespace, k.Name, now, EventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
+	t.emit(api.EventInstanceJoin, k.Namespace, k.Name, now, eventInstance(inst, now, now.Add(time.Duration(inst.HeartbeatTimeout)*time.Second)))
 	s.backendChanged(t, k)
 	return nil
 }
@@ -87,10 +87,31 @@ func (s *Store) TakeOver(now time.Time, inst *Instance, dead Expiry) error {
 // fields, status passing, and the lease as the command states it. Being
 // computed from the command alone, it is the same on every replica.
 func EventInstance(inst *Instance, lastBeat, expires time.Time) api.Instance {
-	v := InstanceView(inst, true)
+	return eventInstance(inst, lastBeat, expires).wire()
+}
+
+// instancePayload is EventInstance as emit takes it: the wire form without
+// its metadata map, and the stored metadata, which the payload's encoder
+// writes from its pairs.
+type instancePayload struct {
+	view api.Instance
+	md   Metadata
+}
+
+func eventInstance(inst *Instance, lastBeat, expires time.Time) instancePayload {
+	v := InstanceView(inst, false)
 	v.Status = api.StatusPassing
 	v.LastHeartbeatAt = lastBeat
 	v.ExpiresAt = expires
+	return instancePayload{view: v, md: inst.Metadata}
+}
+
+// wire is the payload as an api.Instance, metadata included.
+func (p instancePayload) wire() api.Instance {
+	v := p.view
+	if v.Metadata = p.md.Map(); v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
 	return v
 }
 
@@ -165,7 +186,7 @@ func (s *Store) PatchInstance(now time.Time, k InstanceKey, p api.PatchInstanceR
 	if lastBeat.IsZero() {
 		lastBeat, expires = now, now.Add(time.Duration(n.HeartbeatTimeout)*time.Second)
 	}
-	t.emit(api.EventInstanceUpdate, k.Namespace, k.Service, now, EventInstance(&n, lastBeat, expires))
+	t.emit(api.EventInstanceUpdate, k.Namespace, k.Service, now, eventInstance(&n, lastBeat, expires))
 	return &n, nil
 }
 

@@ -215,16 +215,35 @@ func (s *Store) begin(now time.Time) *txn { return &txn{s: s, now: now} }
 // emit records an event of the write. The payload is encoded here so that the
 // stored bytes are fixed by the write, not by later changes.
 func (t *txn) emit(typ, ns, svc string, at time.Time, payload any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // ">=2.0.0" stays readable in payloads
-	if err := enc.Encode(payload); err != nil {
-		// Payloads are our own structs; failing to encode one is a bug that
-		// would make replicas diverge if we carried on.
-		panic("state: encoding event payload: " + err.Error())
+	raw, ok := appendPayloadJSON(nil, payload)
+	if !ok {
+		if p, isInst := payload.(instancePayload); isInst {
+			payload = p.wire()
+		}
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false) // ">=2.0.0" stays readable in payloads
+		if err := enc.Encode(payload); err != nil {
+			// Payloads are our own structs; failing to encode one is a bug that
+			// would make replicas diverge if we carried on.
+			panic("state: encoding event payload: " + err.Error())
+		}
+		raw = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
-	raw := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	t.events = append(t.events, api.Event{Type: typ, Namespace: ns, Service: svc, Time: at, Payload: raw})
+}
+
+// appendPayloadJSON encodes the payloads of the events every registration,
+// deregistration and expiry makes by hand; ok is false for any other
+// payload, which emit gives to encoding/json.
+func appendPayloadJSON(b []byte, payload any) (_ []byte, ok bool) {
+	switch p := payload.(type) {
+	case instancePayload:
+		return AppendInstanceJSON(b, &p.view, p.md)
+	case api.InstanceRemovedPayload:
+		return appendRemovedJSON(b, &p)
+	}
+	return nil, false
 }
 
 func (t *txn) commit() {

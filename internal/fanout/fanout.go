@@ -17,11 +17,11 @@
 package fanout
 
 import (
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/muster-registry/muster/internal/state"
 )
@@ -33,13 +33,18 @@ const MaxPending = 1024
 // readBatch is how many events the hub reads from the store at a time.
 const readBatch = 1024
 
-// wave is how many subscribers the hub wakes before it yields the
-// processor. Woken streams wait in the scheduler's run queues; were all of
-// ten thousand woken at once, every other goroutine that becomes runnable
-// (the next write's request, its commit after the fsync) would queue
-// behind all of them. Waves keep the queues short: the streams are served
-// at the same pace, and the writes go on between the waves.
+// wave is how many subscribers the hub wakes at a time. Woken streams wait
+// in the scheduler's run queues; were all of ten thousand woken at once,
+// every other goroutine that becomes runnable (the next write's request,
+// its commit after the fsync) would queue behind all of them. So the hub
+// wakes a wave, waits until its streams have written (Done) or waveWait
+// has passed, and only then wakes the next: the queues stay short, and the
+// writes of one wave still run on every processor.
 const wave = 128
+
+// waveWait bounds the wait for a wave: a stream that is slow to write, or
+// gone, holds up the next wave no longer than this.
+const waveWait = 10 * time.Millisecond
 
 // Frame is one event's Server-Sent Events frame and its id. Bytes is shared
 // by every subscriber and must not be modified.
@@ -90,6 +95,9 @@ type Subscription struct {
 	g    *group
 	idx  int // position in g.members, under hub.mu
 	wake chan struct{}
+	// wave is the hub's wave this subscription's pending wake counts in;
+	// Done (or Close) reports it written.
+	wave atomic.Pointer[waveDone]
 
 	mu      sync.Mutex
 	pending []Frame
@@ -154,8 +162,18 @@ func (s *Subscription) Take(buf []Frame) (frames []Frame, upTo uint64, lost bool
 	return frames, s.hub.pos.Load(), false
 }
 
+// Done tells the hub that the frames taken since the last wake are
+// written: the hub waits for a wave's subscriptions before it wakes the
+// next. Call it after writing what Take answered.
+func (s *Subscription) Done() {
+	if w := s.wave.Swap(nil); w != nil && w.n.Add(-1) == 0 {
+		close(w.ch)
+	}
+}
+
 // Close ends the subscription; the last one stops the hub's goroutine.
 func (s *Subscription) Close() {
+	s.Done() // a wake it will not answer must not hold up a wave
 	h := s.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -192,6 +210,8 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 		evs   []state.EncodedEvent
 		woken []*Subscription
 	)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		watch := h.store.Watch()
 		var (
@@ -218,7 +238,7 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 		h.pos.Store(pos)
 		h.mu.Unlock()
 		clear(evs) // let dropped frames go
-		signal(woken)
+		signal(woken, stop, timer)
 		clear(woken)
 		if len(evs) >= readBatch {
 			continue
@@ -231,14 +251,37 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 	}
 }
 
-// signal wakes the subscriptions, a wave at a time. A subscription closed
-// since is woken for nothing, which is harmless.
-func signal(subs []*Subscription) {
-	for i, s := range subs {
-		if i > 0 && i%wave == 0 {
-			runtime.Gosched()
+// waveDone counts the subscriptions of a wave that have not written yet;
+// ch is closed when the count reaches zero.
+type waveDone struct {
+	n  atomic.Int32
+	ch chan struct{}
+}
+
+// signal wakes the subscriptions, a wave at a time, each wave after the
+// previous one has written (or waveWait has passed). A subscription closed
+// since is woken for nothing, which is harmless. It returns early when stop
+// is closed.
+func signal(subs []*Subscription, stop <-chan struct{}, timer *time.Timer) {
+	for len(subs) > 0 {
+		n := min(len(subs), wave)
+		w := &waveDone{ch: make(chan struct{})}
+		w.n.Add(1) // the hub's own count, so that ch cannot close while waking
+		for _, s := range subs[:n] {
+			s.signal(w)
 		}
-		s.signal()
+		subs = subs[n:]
+		if w.n.Add(-1) == 0 || len(subs) == 0 {
+			continue
+		}
+		timer.Reset(waveWait)
+		select {
+		case <-w.ch:
+			timer.Stop() // no stale tick can follow (Go 1.23 timers)
+		case <-timer.C:
+		case <-stop:
+			return
+		}
 	}
 }
 
@@ -311,7 +354,13 @@ func (s *Subscription) lose() {
 	}
 }
 
-func (s *Subscription) signal() {
+// signal wakes the subscription. When no earlier wave waits for it, wave w
+// counts it until Done.
+func (s *Subscription) signal(w *waveDone) {
+	w.n.Add(1)
+	if !s.wave.CompareAndSwap(nil, w) {
+		w.n.Add(-1) // it will answer an earlier wave
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default: // a wake is already pending

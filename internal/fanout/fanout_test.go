@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/muster-registry/muster/api"
@@ -274,4 +275,68 @@ func TestRestoreLosesEverySubscription(t *testing.T) {
 		t.Fatal("reading on from where the subscription was lost does not fail as compacted")
 	}
 	fl.sub.Close()
+}
+
+// pending counts the subscriptions with a wake pending, without taking it.
+func pending(subs []*fanout.Subscription) int {
+	n := 0
+	for _, s := range subs {
+		n += len(s.Wake())
+	}
+	return n
+}
+
+// answer takes every pending wake as a stream does: Take, write, Done.
+func answer(subs []*fanout.Subscription) {
+	for _, s := range subs {
+		select {
+		case <-s.Wake():
+			s.Take(nil)
+			s.Done()
+		default:
+		}
+	}
+}
+
+// The hub wakes a wave of 128 subscriptions and wakes the next only once
+// the first has written (Done), so that ten thousand woken streams do not
+// crowd the scheduler's queues; a wave that never answers holds up the next
+// for waveWait (10 ms) only.
+func TestWavesWaitForTheWritesOfThePrevious(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := state.New(0, nil)
+		hub := fanout.New(st)
+		subs := make([]*fanout.Subscription, 300) // waves of 128, 128 and 44
+		for i := range subs {
+			subs[i] = hub.Subscribe(state.EventFilter{})
+		}
+		defer func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}()
+		join(t, st, "ns", "svc", 1)
+		synctest.Wait()
+		if got := pending(subs); got != 128 {
+			t.Fatalf("first wave: %d woken, want 128", got)
+		}
+		// Answered: the next wave follows at once, with no time passing.
+		start := time.Now()
+		answer(subs)
+		synctest.Wait()
+		if got := pending(subs); got != 128 || time.Since(start) != 0 {
+			t.Fatalf("after the first wave answered: %d woken after %v, want 128 at once", got, time.Since(start))
+		}
+		// Not answered: the last wave waits for the bound, not longer.
+		time.Sleep(9 * time.Millisecond)
+		synctest.Wait()
+		if got := pending(subs); got != 128 {
+			t.Fatalf("9 ms into an unanswered wave: %d woken, want still 128", got)
+		}
+		time.Sleep(2 * time.Millisecond)
+		synctest.Wait()
+		if got := pending(subs); got != 300-128 {
+			t.Fatalf("past the bound: %d woken, want %d", got, 300-128)
+		}
+	})
 }

@@ -197,7 +197,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 			var upTo uint64
 			var lost bool
 			frames, upTo, lost = sub.Take(frames)
-			if !s.writeFrames(frames, upTo) {
+			ok := s.writeFrames(frames, upTo)
+			sub.Done()
+			if !ok {
 				return
 			}
 			if lost && !s.readStore() { // it fell behind: the rest is in the store

@@ -120,8 +120,12 @@ func (*SetPolicy) commandType() Type          { return TypeSetPolicy }
 func (*DeletePolicy) commandType() Type       { return TypeDeletePolicy }
 func (*SetDefinition) commandType() Type      { return TypeSetDefinition }
 
-// Encode returns the log entry bytes of c: its type tag, then its JSON body.
+// Encode returns the log entry bytes of c: its type tag, then its body:
+// JSON, or for RegisterInstance the binary body of register_bin.go.
 func Encode(c Command) ([]byte, error) {
+	if ri, ok := c.(*RegisterInstance); ok {
+		return encodeRegisterInstance(ri)
+	}
 	body, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encoding command %d: %w", c.commandType(), err)
@@ -141,6 +145,9 @@ func Decode(b []byte) (Command, error) {
 	case TypeDeleteRevision:
 		c = &DeleteRevision{}
 	case TypeRegisterInstance:
+		if len(b) > 1 && b[1] == registerBinV1 {
+			return decodeRegisterInstance(b[2:])
+		}
 		c = &RegisterInstance{}
 	case TypePatchInstance:
 		c = &PatchInstance{}

@@ -98,6 +98,9 @@ type Subscription struct {
 	// wave is the hub's wave this subscription's pending wake counts in;
 	// Done (or Close) reports it written.
 	wave atomic.Pointer[waveDone]
+	// round is the hub's round that last listed it for waking (hub's
+	// goroutine only).
+	round uint64
 
 	mu      sync.Mutex
 	pending []Frame
@@ -205,10 +208,18 @@ func (s *Subscription) Close() {
 }
 
 // run reads the store after pos and hands out what it finds until stop.
+//
+// Waking ten thousand streams takes longer than the gap between two writes
+// under load, so a round of waking does not run to its end when new events
+// arrive: the hub hands those out too, then wakes first the streams the
+// last round had not reached (each takes both batches in one write), then
+// the others.
 func (h *Hub) run(stop chan struct{}, pos uint64) {
 	var (
 		evs   []state.EncodedEvent
-		woken []*Subscription
+		woken []*Subscription // to wake, in order: the last round's rest first
+		got   []*Subscription // scratch: the subscriptions the batch has frames for
+		round uint64
 	)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -229,19 +240,32 @@ func (h *Hub) run(stop chan struct{}, pos uint64) {
 		if err != nil || newest < pos {
 			// The feed jumped (a snapshot was restored) past what the hub
 			// held: every subscriber reads the store, which knows what to answer.
-			woken = h.loseAll(woken[:0])
+			got = h.loseAll(got[:0])
 			pos = newest
 		} else {
-			woken = h.deliver(evs, woken[:0])
+			got = h.deliver(evs, got[:0])
 			pos = state.ScanToEncoded(evs, readBatch, pos, newest)
 		}
 		h.pos.Store(pos)
 		h.mu.Unlock()
 		clear(evs) // let dropped frames go
-		signal(woken, stop, timer)
-		clear(woken)
-		if len(evs) >= readBatch {
-			continue
+		round++
+		for _, s := range woken {
+			s.round = round
+		}
+		for _, s := range got {
+			if s.round != round {
+				s.round = round
+				woken = append(woken, s)
+			}
+		}
+		clear(got)
+		rest := signal(woken, stop, timer, watch)
+		n := copy(woken, rest)
+		clear(woken[n:])
+		woken = woken[:n]
+		if n > 0 || len(evs) >= readBatch {
+			continue // new events came while waking, or more are waiting
 		}
 		select {
 		case <-watch:
@@ -259,10 +283,11 @@ type waveDone struct {
 }
 
 // signal wakes the subscriptions, a wave at a time, each wave after the
-// previous one has written (or waveWait has passed). A subscription closed
-// since is woken for nothing, which is harmless. It returns early when stop
-// is closed.
-func signal(subs []*Subscription, stop <-chan struct{}, timer *time.Timer) {
+// previous one has written (or waveWait has passed). When more is closed
+// (new events to hand out) between two waves, it stops and returns the
+// subscriptions it has not woken. A subscription closed since is woken for
+// nothing, which is harmless. It returns early when stop is closed.
+func signal(subs []*Subscription, stop <-chan struct{}, timer *time.Timer, more <-chan struct{}) (rest []*Subscription) {
 	for len(subs) > 0 {
 		n := min(len(subs), wave)
 		w := &waveDone{ch: make(chan struct{})}
@@ -271,18 +296,26 @@ func signal(subs []*Subscription, stop <-chan struct{}, timer *time.Timer) {
 			s.signal(w)
 		}
 		subs = subs[n:]
-		if w.n.Add(-1) == 0 || len(subs) == 0 {
-			continue
+		if len(subs) == 0 {
+			return nil
 		}
-		timer.Reset(waveWait)
+		if w.n.Add(-1) != 0 {
+			timer.Reset(waveWait)
+			select {
+			case <-w.ch:
+				timer.Stop() // no stale tick can follow (Go 1.23 timers)
+			case <-timer.C:
+			case <-stop:
+				return nil
+			}
+		}
 		select {
-		case <-w.ch:
-			timer.Stop() // no stale tick can follow (Go 1.23 timers)
-		case <-timer.C:
-		case <-stop:
-			return
+		case <-more:
+			return subs
+		default:
 		}
 	}
+	return nil
 }
 
 // deliver gives each group the frames of the events it selects, then each

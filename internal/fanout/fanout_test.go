@@ -340,3 +340,54 @@ func TestWavesWaitForTheWritesOfThePrevious(t *testing.T) {
 		}
 	})
 }
+
+// New events that arrive while a round of waking is under way are handed
+// out at once; the streams the round had not reached are woken next, and
+// each takes both events in one go.
+func TestLateStreamsTakeNewEventsTogether(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := state.New(0, nil)
+		hub := fanout.New(st)
+		subs := make([]*fanout.Subscription, 300)
+		for i := range subs {
+			subs[i] = hub.Subscribe(state.EventFilter{})
+		}
+		defer func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}()
+		join(t, st, "ns", "svc", 1)
+		synctest.Wait()
+		first := map[*fanout.Subscription]bool{}
+		for _, s := range subs {
+			if len(s.Wake()) == 1 {
+				first[s] = true
+			}
+		}
+		if len(first) != 128 {
+			t.Fatalf("first wave: %d woken, want 128", len(first))
+		}
+		join(t, st, "ns", "svc", 2) // arrives while the first wave writes
+		answer(subs)
+		synctest.Wait()
+		woken := 0
+		for _, s := range subs {
+			if len(s.Wake()) == 0 {
+				continue
+			}
+			woken++
+			if first[s] {
+				t.Fatal("a stream of the first wave was woken before the streams the round had not reached")
+			}
+			<-s.Wake()
+			if frames, _, _ := s.Take(nil); len(frames) != 2 {
+				t.Fatalf("a late stream took %d frames, want both events", len(frames))
+			}
+			s.Done()
+		}
+		if woken != 128 {
+			t.Fatalf("second wave: %d woken, want 128", woken)
+		}
+	})
+}

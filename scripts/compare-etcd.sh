@@ -10,12 +10,15 @@
 #
 #   scripts/compare-etcd.sh                      # 64 clients, 1,000 instances, 10 s each
 #   CONCURRENCY=32 INSTANCES=5000 DURATION=20s scripts/compare-etcd.sh
+#   RUNS=3 scripts/compare-etcd.sh               # each scenario 3 times, alternating sides;
+#                                                # the ratios are the medians of the runs
 set -euo pipefail
 
 CONCURRENCY=${CONCURRENCY:-64}
 INSTANCES=${INSTANCES:-1000}
 DURATION=${DURATION:-10s}
 SCENARIOS=${SCENARIOS:-"register heartbeat lookup"}
+RUNS=${RUNS:-1}
 ETCD_PORT=${ETCD_PORT:-23790}
 MUSTER_PORT=${MUSTER_PORT:-27410}
 
@@ -62,22 +65,26 @@ echo "etcd $(etcd --version | head -1 | awk '{print $3}') on 127.0.0.1:$ETCD_POR
 
 field() { python3 -c 'import json,sys; r=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(r[sys.argv[1]])' "$1"; }
 
-printf '%-10s %-7s %12s %9s %9s %9s %7s\n' SCENARIO SIDE OPS/S P50_MS P99_MS MAX_MS ERRORS
-declare -A mus etc
+printf '%-10s %-4s %-7s %12s %9s %9s %9s %7s\n' SCENARIO RUN SIDE OPS/S P50_MS P99_MS MAX_MS ERRORS
+declare -A ops p99
 for s in $SCENARIOS; do
-	m=$("$work/muster" bench -o json --addr "http://127.0.0.1:$MUSTER_PORT" --namespace "cmp-$s" --scenario "$s" --concurrency "$CONCURRENCY" --instances "$INSTANCES" --duration "$DURATION")
-	e=$("$work/etcd-bench" -o json -endpoints "127.0.0.1:$ETCD_PORT" -scenario "$s" -concurrency "$CONCURRENCY" -instances "$INSTANCES" -duration "$DURATION")
-	for side in muster etcd; do
-		j=$m; [[ $side == etcd ]] && j=$e
-		printf '%-10s %-7s %12.0f %9.2f %9.2f %9.2f %7d\n' "$s" "$side" \
-			"$(field ops_per_s <<<"$j")" "$(field p50_ms <<<"$j")" "$(field p99_ms <<<"$j")" "$(field max_ms <<<"$j")" "$(field errors <<<"$j")"
+	for r in $(seq "$RUNS"); do
+		m=$("$work/muster" bench -o json --addr "http://127.0.0.1:$MUSTER_PORT" --namespace "cmp-$s-$r" --scenario "$s" --concurrency "$CONCURRENCY" --instances "$INSTANCES" --duration "$DURATION")
+		e=$("$work/etcd-bench" -o json -endpoints "127.0.0.1:$ETCD_PORT" -scenario "$s" -concurrency "$CONCURRENCY" -instances "$INSTANCES" -duration "$DURATION")
+		for side in muster etcd; do
+			j=$m; [[ $side == etcd ]] && j=$e
+			printf '%-10s %-4s %-7s %12.0f %9.2f %9.2f %9.2f %7d\n' "$s" "$r" "$side" \
+				"$(field ops_per_s <<<"$j")" "$(field p50_ms <<<"$j")" "$(field p99_ms <<<"$j")" "$(field max_ms <<<"$j")" "$(field errors <<<"$j")"
+		done
+		ops[$s]+="$(python3 -c "print($(field ops_per_s <<<"$m") / $(field ops_per_s <<<"$e"))") "
+		p99[$s]+="$(python3 -c "print($(field p99_ms <<<"$e") / max($(field p99_ms <<<"$m"), 1e-9))") "
 	done
-	mus[$s]=$m; etc[$s]=$e
 done
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 echo
-printf '%-10s %16s %16s\n' SCENARIO 'OPS/S muster/etcd' 'P99 etcd/muster'
+printf '%-10s %16s %16s   %s\n' SCENARIO 'OPS/S muster/etcd' 'P99 etcd/muster' '(medians; each run)'
 for s in $SCENARIOS; do
-	printf '%-10s %15.2fx %15.2fx\n' "$s" \
-		"$(python3 -c "print($(field ops_per_s <<<"${mus[$s]}") / $(field ops_per_s <<<"${etc[$s]}"))")" \
-		"$(python3 -c "print($(field p99_ms <<<"${etc[$s]}") / max($(field p99_ms <<<"${mus[$s]}"), 1e-9))")"
+	# shellcheck disable=SC2086 # the lists are space-separated on purpose
+	printf '%-10s %15.2fx %15.2fx   %s\n' "$s" "$(median ${ops[$s]})" "$(median ${p99[$s]})" \
+		"$(python3 -c 'import sys; print(" ".join("%.2fx" % float(x) for x in sys.argv[1:]))' ${ops[$s]})"
 done

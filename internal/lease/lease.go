@@ -272,7 +272,8 @@ func encodeToken(b [16]byte) string {
 
 // InstanceAdded starts tracking a registration, or takes the new record of
 // the same registration (a patch; a new timeout applies from the next
-// heartbeat on). A new registration's deadline starts at now + timeout.
+// heartbeat on). A new registration's lease starts at its RegisteredAt (now
+// when that is zero or in the future): its deadline is RegisteredAt + timeout.
 func (t *Table) InstanceAdded(inst *state.Instance) {
 	k := inst.Key()
 	s, h := t.shardFor(k)

@@ -133,7 +133,7 @@ func New(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if s.journal != nil {
-		s.journal.SetLive(s.leases.Tokens)
+		s.journal.SetLive(s.leases.LiveTokens)
 	}
 	s.store = state.New(cfg.RetainEvents, s.leases)
 

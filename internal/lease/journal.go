@@ -120,7 +120,8 @@ func OpenFileJournal(path string, log *slog.Logger, live func() map[uint64]strin
 	return j, nil
 }
 
-// SetLive sets the function that Compact uses to list live tokens.
+// SetLive sets the function that compaction uses to list the live tokens;
+// while it answers nil (not an empty map), the journal is not compacted.
 func (j *FileJournal) SetLive(live func() map[uint64]string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -293,7 +294,7 @@ func (j *FileJournal) compactIfLarge() error {
 		return nil
 	}
 	live := j.live()
-	if j.records < 4*len(live) {
+	if live == nil || j.records < 4*len(live) {
 		return nil
 	}
 	tmp := j.path + ".tmp"

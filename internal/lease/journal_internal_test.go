@@ -165,3 +165,48 @@ func TestSyncLoopCompacts(t *testing.T) {
 		}
 	})
 }
+
+// At start-up the log is replayed into the table while the journal's
+// tokens wait in the table's restored map: a compaction then would keep
+// only the few registrations replayed so far and drop the newest tokens of
+// the rest, which a second restart would need. The journal is compacted
+// only once the table leads.
+func TestNoCompactionWhileTheLogReplays(t *testing.T) {
+	live := threeLive()
+	j, path := churnJournal(t, minCompact, live)
+	defer j.Close()
+	tb, err := New(Options{Journal: j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.SetLive(tb.LiveTokens)
+	// One registration of three replayed so far.
+	tb.InstanceAdded(&state.Instance{Namespace: "ns", Service: "svc", ID: "web-1", RegIndex: 1, HeartbeatTimeout: 30, Token: "first"})
+	before := size(t, path)
+	if err := j.compactIfLarge(); err != nil {
+		t.Fatal(err)
+	}
+	if after := size(t, path); after != before {
+		t.Fatalf("compacted during replay: %d bytes to %d", before, after)
+	}
+	for idx := range live {
+		if idx != 1 {
+			tb.InstanceAdded(&state.Instance{Namespace: "ns", Service: "svc", ID: fmt.Sprint("web-", idx), RegIndex: idx, HeartbeatTimeout: 30, Token: "first"})
+		}
+	}
+	tb.SetLeader(true)
+	defer tb.SetLeader(false)
+	if err := j.compactIfLarge(); err != nil {
+		t.Fatal(err)
+	}
+	if after := size(t, path); after != int64(len(live)*recordBytes) {
+		t.Fatalf("after promotion the journal is %d bytes, want the %d live records", after, len(live))
+	}
+	reloaded, err := j.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(reloaded, live) {
+		t.Fatalf("compacted journal holds %v, want %v", reloaded, live)
+	}
+}

@@ -527,8 +527,18 @@ func (t *Table) stripe(ns, name string) int {
 // Now returns the table's clock reading.
 func (t *Table) Now() time.Time { return t.now() }
 
-// Tokens returns the current token of every tracked registration, for
-// compacting the journal.
+// LiveTokens is Tokens for compacting the journal: nil while the table
+// still takes tokens from the journal it loaded at start-up (until it first
+// leads), when the registrations replayed so far are not all there is and a
+// compaction would drop tokens that only the journal holds.
+func (t *Table) LiveTokens() map[uint64]string {
+	if t.restored.Load() != nil {
+		return nil
+	}
+	return t.Tokens()
+}
+
+// Tokens returns the current token of every tracked registration.
 func (t *Table) Tokens() map[uint64]string {
 	out := make(map[uint64]string)
 	for i := range t.shards {

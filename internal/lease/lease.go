@@ -242,8 +242,12 @@ func tickOfNano(ns int64) int64 {
 	return (ms + int64(tick/time.Millisecond) - 1) / int64(tick/time.Millisecond)
 }
 
-func (s *shard) schedule(e *entry) {
-	b := tickOfNano(e.deadline)
+// schedule files e in the wheel under its deadline's tick, or under the
+// next tick when that one may already be reaped (a registration applied
+// after its deadline, a renewal undone to a passed deadline), so that the
+// reaper still visits it.
+func (s *shard) schedule(e *entry, nowNS int64) {
+	b := max(tickOfNano(e.deadline), tickOfNano(nowNS)+1)
 	s.wheel[b] = append(s.wheel[b], e)
 }
 
@@ -302,7 +306,7 @@ func (t *Table) InstanceAdded(inst *state.Instance) {
 	}
 	e := &entry{inst: inst, token: tok, lastBeat: start.UnixNano(), deadline: start.Add(timeout).UnixNano()}
 	s.put(h, k, e)
-	s.schedule(e)
+	s.schedule(e, now.UnixNano())
 }
 
 // AddsInParallel makes the Table a state.ParallelObserver: InstanceAdded
@@ -447,7 +451,7 @@ func (t *Table) renew(k state.InstanceKey, token string, now time.Time) Renewal 
 	e.token = next
 	e.lastBeat = nowNS
 	e.deadline = now.Add(e.timeout()).UnixNano()
-	s.schedule(e)
+	s.schedule(e, nowNS)
 	t.changed(k.Namespace, k.Service)
 	r.Deadline = unixTime(e.deadline)
 	return r
@@ -463,7 +467,7 @@ func (t *Table) undo(k state.InstanceKey, r Renewal, sent string) {
 	defer s.mu.Unlock()
 	if e := s.get(h, k); e != nil && e.inst.RegIndex == r.regIndex && e.token == r.Token {
 		e.token, e.lastBeat, e.deadline = sent, r.prevBeat, r.prevDeadline
-		s.schedule(e)
+		s.schedule(e, t.now().UnixNano())
 		t.changed(k.Namespace, k.Service)
 	}
 }

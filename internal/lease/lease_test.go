@@ -710,3 +710,23 @@ func TestRestoreTracksEveryInstance(t *testing.T) {
 		t.Fatalf("%d tracked, want %d", len(got), len(all))
 	}
 }
+
+// A registration whose command is applied after its deadline's tick was
+// reaped (a commit slower than the timeout) still expires: it is filed
+// under the next tick the reaper visits, not under one it has passed.
+func TestRegistrationAppliedPastItsDeadlineExpires(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{})
+		tb.SetLeader(true)
+		defer tb.SetLeader(false)
+		registered := time.Now()
+		time.Sleep(4 * time.Second) // the commit stalls longer than the timeout
+		a := instance("web-1", 1, 3)
+		a.RegisteredAt = registered
+		tb.InstanceAdded(a)
+		b := nextBatch(t, tb, time.Second)
+		if len(b) != 1 || b[0].Key != a.Key() {
+			t.Fatalf("expired %+v, want %s", b, a.Key())
+		}
+	})
+}

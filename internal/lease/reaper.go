@@ -64,7 +64,7 @@ func (t *Table) resetDeadlines() {
 			e.lastBeat = now.UnixNano()
 			e.deadline = now.Add(e.timeout()).UnixNano()
 			e.expiring = false
-			s.schedule(e)
+			s.schedule(e, now.UnixNano())
 		})
 		s.mu.Unlock()
 	}

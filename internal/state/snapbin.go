@@ -243,7 +243,7 @@ func (r *snapReader) strs() []string {
 		return nil
 	}
 	ss := make([]string, 0, min(n, 1024))
-	for range n {
+	for i := 0; i < n && r.err == nil; i++ { // a corrupt count ends at the first failed read
 		ss = append(ss, r.fresh())
 	}
 	return ss
@@ -256,7 +256,7 @@ func (r *snapReader) tagList() []string {
 		return nil
 	}
 	r.tags = r.tags[:0]
-	for range n {
+	for i := 0; i < n && r.err == nil; i++ {
 		r.tags = append(r.tags, r.str())
 	}
 	return r.in.tagList(r.tags)
@@ -268,7 +268,7 @@ func (r *snapReader) pairs() Metadata {
 		return nil
 	}
 	md := make(Metadata, 0, min(n, 1024))
-	for range n {
+	for i := 0; i < n && r.err == nil; i++ {
 		k := r.str()
 		v := r.raw()
 		if len(v) <= maxInternedValue {

@@ -243,21 +243,24 @@ func readJSONSnapshot(r io.Reader, in *interner, limit int) (map[Key]*service, r
 	if h.Version != jsonSnapshotVersion {
 		return nil, ring{}, fmt.Errorf("state: JSON snapshot version %d is not supported (want %d)", h.Version, jsonSnapshotVersion)
 	}
-	services := make(map[Key]*service, h.Services)
+	if h.Services < 0 || h.Events < 0 {
+		return nil, ring{}, fmt.Errorf("state: snapshot header counts %d services and %d events", h.Services, h.Events)
+	}
+	services := make(map[Key]*service, min(h.Services, 1<<16))
 	for i := 0; i < h.Services; i++ {
 		var ss snapService
 		if err := dec.Decode(&ss); err != nil {
 			return nil, ring{}, fmt.Errorf("state: reading snapshot service %d: %w", i, err)
 		}
-		svc := &service{defaultTag: ss.DefaultTag, policy: ss.Policy, definition: ss.Definition, revisions: make(map[string]*Revision, len(ss.Revisions)), instances: make(map[string]*Instance, len(ss.Instances))}
-		for _, r := range ss.Revisions {
-			svc.revisions[r.Tag] = r
+		k := Key{ss.Namespace, ss.Name}
+		svc, err := jsonService(&ss, in)
+		if err == nil && services[k] != nil {
+			err = errors.New("twice")
 		}
-		for _, inst := range ss.Instances {
-			in.instance(inst)
-			svc.instances[inst.ID] = inst
+		if err != nil {
+			return nil, ring{}, fmt.Errorf("state: snapshot service %s: %w", k, err)
 		}
-		services[Key{ss.Namespace, ss.Name}] = svc
+		services[k] = svc
 	}
 	events := newRing(limit)
 	events.last = h.LastEvent - uint64(h.Events)
@@ -271,7 +274,40 @@ func readJSONSnapshot(r io.Reader, in *interner, limit int) (map[Key]*service, r
 		}
 		events.push(e)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, ring{}, errors.New("state: data after the snapshot's last event")
+	}
 	return services, events, nil
+}
+
+// jsonService builds a service of a JSON snapshot, refusing what the
+// store could not hold: a null or repeated revision or instance, a default
+// tag that names no revision, a definition that is not valid.
+func jsonService(ss *snapService, in *interner) (*service, error) {
+	svc := &service{defaultTag: ss.DefaultTag, policy: ss.Policy, definition: ss.Definition,
+		revisions: make(map[string]*Revision, len(ss.Revisions)), instances: make(map[string]*Instance, len(ss.Instances))}
+	for _, r := range ss.Revisions {
+		if r == nil || svc.revisions[r.Tag] != nil {
+			return nil, errors.New("a null or repeated revision")
+		}
+		svc.revisions[r.Tag] = r
+	}
+	for _, inst := range ss.Instances {
+		if inst == nil || svc.instances[inst.ID] != nil {
+			return nil, errors.New("a null or repeated instance")
+		}
+		in.instance(inst)
+		svc.instances[inst.ID] = inst
+	}
+	if svc.defaultTag != "" && svc.revisions[svc.defaultTag] == nil {
+		return nil, fmt.Errorf("default revision %s is not among its revisions", svc.defaultTag)
+	}
+	if svc.definition != nil {
+		if err := registry.ValidateDefinition(svc.definition); err != nil {
+			return nil, fmt.Errorf("definition: %w", err)
+		}
+	}
+	return svc, nil
 }
 
 // readBinarySnapshot reads a snapshot written by WriteTo.
@@ -378,6 +414,10 @@ func (r *snapReader) service() (Key, *service) {
 		if r.err != nil {
 			break
 		}
+		if _, dup := svc.revisions[rev.Tag]; dup {
+			r.fail(fmt.Errorf("revision %s of %s twice", rev.Tag, k))
+			break
+		}
 		svc.revisions[rev.Tag] = rev
 	}
 	n = r.count(math.MaxInt32)
@@ -392,6 +432,9 @@ func (r *snapReader) service() (Key, *service) {
 			break
 		}
 		svc.instances[inst.ID] = inst
+	}
+	if r.err == nil && svc.defaultTag != "" && svc.revisions[svc.defaultTag] == nil {
+		r.fail(fmt.Errorf("default revision %s of %s is not among its revisions", svc.defaultTag, k))
 	}
 	return k, svc
 }

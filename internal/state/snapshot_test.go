@@ -3,6 +3,7 @@ package state_test
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,75 @@ func TestEncodedEventsMatchEvents(t *testing.T) {
 			if enc[i].ID != e.ID || !bytes.Equal(enc[i].JSON, bytes.TrimSuffix(want.Bytes(), []byte("\n"))) {
 				t.Fatalf("%s: event %d encoded as %s, want %s", name, e.ID, enc[i].JSON, want.Bytes())
 			}
+		}
+	}
+}
+
+// Snapshots that decode but describe a state the store cannot hold are
+// refused, in either format, rather than restored into a store that later
+// panics (a default tag naming no revision made GET /v1/services panic).
+func TestRestoreRejectsInconsistentSnapshots(t *testing.T) {
+	src := richStore(t)
+	bin, js := snapshotOf(t, src), jsonSnapshotOf(t, src)
+	replace := func(b []byte, old, new string) string {
+		t.Helper()
+		if !bytes.Contains(b, []byte(old)) {
+			t.Fatalf("%q is not in the snapshot", old)
+		}
+		return string(bytes.Replace(b, []byte(old), []byte(new), 1))
+	}
+	tests := []struct{ name, input, wantErr string }{
+		{"binary: default names no revision", replace(bin, "\x03svc\x051.0.0", "\x03svc\x059.9.9"), "default revision 9.9.9 of ns/svc is not among its revisions"},
+		{"json: default names no revision", replace(js, `"default_tag":"1.0.0"`, `"default_tag":"9.9.9"`), "default revision 9.9.9 is not among its revisions"},
+		{"json: null instance", replace(js, `"instances":[`, `"instances":[null,`), "a null or repeated instance"},
+		{"json: null revision", replace(js, `"revisions":[`, `"revisions":[null,`), "a null or repeated revision"},
+		{"json: negative count", replace(js, `"services":`, `"services":-`), "counts -"},
+		{"json: data after the end", string(js) + "{}", "data after the snapshot's last event"},
+	}
+	for _, tc := range tests {
+		rec := &recorder{}
+		st := state.New(0, rec)
+		before := snapshotOf(t, st)
+		w := st.Watch()
+		err := st.Restore(strings.NewReader(tc.input))
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Fatalf("%s: Restore = %v, want an error saying %q", tc.name, err, tc.wantErr)
+		}
+		unchangedByFailedRestore(t, st, rec, before, w)
+	}
+}
+
+// A corrupt count in a binary snapshot ends at the first read that fails:
+// it does not allocate for the items it claims.
+func TestRestoreCorruptCountAllocatesLittle(t *testing.T) {
+	good := snapshotOf(t, richStore(t))
+	i := bytes.Index(good, []byte("\x02\x05users\x06orders"))
+	if i < 0 {
+		t.Fatal("endpoint list not found in the snapshot")
+	}
+	bad := append(bytes.Clone(good[:i]), 0x80, 0x87, 0x4e, 0x1c) // 60,000,000 as a uvarint, then the end
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := state.New(0, nil).Restore(bytes.NewReader(bad))
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a snapshot cut after a huge count was restored")
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("refusing it allocated %d MiB", grew>>20)
+	}
+}
+
+// What Restore accepts, the store can serve: GET /v1/services reads every
+// service's default revision.
+func TestRestoredStoresServeServices(t *testing.T) {
+	good := snapshotOf(t, richStore(t))
+	for i := range good {
+		bad := bytes.Clone(good)
+		bad[i] ^= 0xff
+		st := state.New(0, nil)
+		if err := st.Restore(bytes.NewReader(bad)); err == nil {
+			st.Services("")
 		}
 	}
 }

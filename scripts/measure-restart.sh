@@ -16,9 +16,15 @@ SETTLE=${3:-15}
 HTTP=${MUSTER_HTTP_ADDR:-127.0.0.1:17410}
 RAFT=${MUSTER_RAFT_ADDR:-127.0.0.1:17411}
 mkdir -p "$W"
-go build -o "$W/muster" ./cmd/muster
-if [ ! -d "$W/seed-$N" ]; then
-	"$W/muster" seed-data-dir --data-dir "$W/seed-$N" --instances "$N" --raft-addr "$RAFT"
+(cd "$(dirname "$0")/.." && go build -o "$W/muster" ./cmd/muster)
+# The seed records the Raft address, so it is part of the seed's name. A seed
+# is written under a temporary name and renamed once complete, so an
+# interrupted one is never reused.
+SEED="$W/seed-$N-$(echo "$RAFT" | tr -c 'A-Za-z0-9\n' _)"
+if [ ! -d "$SEED" ]; then
+	rm -rf "$SEED.partial"
+	"$W/muster" seed-data-dir --data-dir "$SEED.partial" --instances "$N" --raft-addr "$RAFT"
+	mv "$SEED.partial" "$SEED"
 fi
 
 # run DIR: starts the server on DIR, prints "seconds-to-health rss-kB".
@@ -26,6 +32,7 @@ run() {
 	start=$(date +%s.%N)
 	"$W/muster" serve --data-dir "$1" --http-addr "$HTTP" --raft-addr "$RAFT" --log-level warn &
 	pid=$!
+	trap 'kill "$pid" 2>/dev/null' EXIT INT TERM # run is a subshell: this is its own trap
 	until curl -sf "http://$HTTP/v1/health" >/dev/null 2>&1; do
 		kill -0 "$pid" 2>/dev/null || { echo "server exited" >&2; exit 1; }
 		sleep 0.02
@@ -36,6 +43,7 @@ run() {
 	hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
 	kill "$pid"
 	wait "$pid" || true
+	trap - EXIT INT TERM
 	echo "$(echo "$ready - $start" | bc) $rss $hwm"
 }
 
@@ -44,7 +52,7 @@ mkdir -p "$W/empty"
 sync
 set -- $(run "$W/empty")
 empty_s=$1 empty_rss=$2
-cp -a "$W/seed-$N" "$W/run"
+cp -a "$SEED" "$W/run"
 sync # the copy's writeback would otherwise slow the server's first fsync
 set -- $(run "$W/run")
 full_s=$1 full_rss=$2 full_hwm=$3

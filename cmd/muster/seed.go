@@ -42,7 +42,7 @@ func newSeedCmd() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&dataDir, "data-dir", "muster-data", "directory to create (must not hold Raft state)")
+	f.StringVar(&dataDir, "data-dir", "", "directory to create (missing or empty; required)")
 	f.IntVar(&o.instances, "instances", 1_000_000, "instances to register")
 	f.IntVar(&o.services, "services", 1000, "services to spread them over")
 	f.IntVar(&o.logEntries, "log-entries", 1000, "of the instances, how many are registered in the log after the snapshot")
@@ -79,10 +79,16 @@ func seedDataDir(dataDir string, o seedOptions) error {
 	if o.instances < 1 || o.services < 1 || o.logEntries < 0 || o.logEntries >= o.instances {
 		return errors.New("seed-data-dir: want --instances >= 1, --services >= 1 and 0 <= --log-entries < --instances")
 	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+	if dataDir == "" || o.nodeID == "" || o.raftAddr == "" {
+		return errors.New("seed-data-dir: --data-dir, --node-id and --raft-addr must not be empty")
+	}
+	// Only a new directory: seeding must never touch a server's data.
+	if entries, err := os.ReadDir(dataDir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("seed-data-dir: %s is not empty; seed into a new directory", dataDir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("seed-data-dir: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dataDir, "node-id"), []byte(o.nodeID+"\n"), 0o600); err != nil {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("seed-data-dir: %w", err)
 	}
 	f := fsm.New(state.New(0, nil))
@@ -108,5 +114,11 @@ func seedDataDir(dataDir string, o seedOptions) error {
 		return fmt.Errorf("seed-data-dir: %w", err)
 	}
 	seed.Snapshot = snap
-	return raftnode.WriteSeed(seed)
+	if err := raftnode.WriteSeed(seed); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dataDir, "node-id"), []byte(o.nodeID+"\n"), 0o600); err != nil {
+		return fmt.Errorf("seed-data-dir: %w", err)
+	}
+	return nil
 }

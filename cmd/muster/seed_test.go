@@ -2,7 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/muster-registry/muster/api"
@@ -49,5 +53,31 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// Seeding refuses a directory that holds anything, so it can never damage a
+// server's data directory, and refuses empty names; it writes nothing then.
+func TestSeedRefusesAnExistingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	nodeID := filepath.Join(dir, "node-id")
+	if err := os.WriteFile(nodeID, []byte("prod-node-7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := seedOptions{instances: 10, services: 1, logEntries: 1, nodeID: "muster-1", raftAddr: "127.0.0.1:1"}
+	if err := seedDataDir(dir, o); err == nil || !strings.Contains(err.Error(), "is not empty") {
+		t.Fatalf("seeding a used directory: %v", err)
+	}
+	if b, err := os.ReadFile(nodeID); err != nil || string(b) != "prod-node-7\n" {
+		t.Fatalf("node-id is now %q, %v", b, err)
+	}
+	for _, bad := range []seedOptions{{instances: 10, services: 1, raftAddr: "x:1"}, {instances: 10, services: 1, nodeID: "n"}} {
+		fresh := filepath.Join(t.TempDir(), "new")
+		if err := seedDataDir(fresh, bad); err == nil || !strings.Contains(err.Error(), "must not be empty") {
+			t.Fatalf("seeding with %+v: %v", bad, err)
+		}
+		if _, err := os.Stat(fresh); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a refused seed created %s", fresh)
+		}
 	}
 }

@@ -123,8 +123,9 @@ func (h *Handler) batchBody(r *http.Request, buf *[]byte, sc *batchScratch, req 
 		return err
 	}
 	// The compact form closes each heartbeat and the body with '}': room
-	// for all (a count of one byte is far cheaper than of a word).
-	if beats, ok := parseBatch(body, slices.Grow(sc.heartbeats[:0], bytes.Count(body, []byte("}")))); ok {
+	// for all (a count of one byte is far cheaper than of a word), but never
+	// more than a batch may hold: the body is the client's.
+	if beats, ok := parseBatch(body, slices.Grow(sc.heartbeats[:0], min(bytes.Count(body, []byte("}")), api.MaxBatchHeartbeats+1))); ok {
 		sc.heartbeats = beats
 		req.Heartbeats = beats
 		return nil

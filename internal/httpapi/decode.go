@@ -41,6 +41,10 @@ func readError(err error) error {
 
 // decodeBody is decode of a body already read.
 func decodeBody(body []byte, v any) (map[string]bool, error) {
+	if bytes.Equal(bytes.TrimSpace(body), []byte("null")) {
+		// encoding/json would leave v as it is: a body of {}.
+		return nil, invalidJSON("the body must be a JSON object, not null")
+	}
 	present, err := strictjson.Check(body, reflect.TypeOf(v))
 	if err != nil {
 		return nil, err

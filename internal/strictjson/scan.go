@@ -121,8 +121,8 @@ func (s *scanner) object(t reflect.Type, top map[string]bool, depth int) bool {
 		}
 		s.i++
 		null, ok := s.value(next, nil, depth+1)
-		if !ok {
-			return false
+		if !ok || null && stringMap(elem) {
+			return false // a null string in a map: the walk names it
 		}
 		if top != nil && !null {
 			top[string(key)] = true

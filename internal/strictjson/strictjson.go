@@ -18,8 +18,9 @@ import (
 // Check walks a JSON document alongside the Go type it will be decoded into
 // and refuses, as a registry.FieldError naming the field's path, what
 // encoding/json would silently accept: an unknown field, a field name in
-// another case than its tag ("Revision_Tag"), and a key given twice (where
-// the last would win). It returns the top-level keys whose value is not
+// another case than its tag ("Revision_Tag"), a key given twice (where
+// the last would win), and null as a value of a map of strings (which would
+// be stored as ""). It returns the top-level keys whose value is not
 // null, so a caller can tell "absent" from "zero". Syntax errors are left to
 // the decoder that runs next.
 func Check(data []byte, t reflect.Type) (map[string]bool, error) {
@@ -116,6 +117,10 @@ func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) (
 			if err != nil {
 				return false, err
 			}
+			if null && stringMap(mapElem) {
+				// encoding/json would store "" for it without a word.
+				return false, &keyError{field, "must be a string, not null"}
+			}
 			if top != nil && !null {
 				top[key] = true
 			}
@@ -125,6 +130,10 @@ func walk(dec *json.Decoder, t reflect.Type, path string, top map[string]bool) (
 	}
 	return false, nil
 }
+
+// stringMap reports whether elem, a map's element type (nil for no map),
+// is a string.
+func stringMap(elem reflect.Type) bool { return elem != nil && elem.Kind() == reflect.String }
 
 // jsonFields lists a struct's JSON field names and types, following
 // embedded structs as encoding/json does.

@@ -26,6 +26,9 @@ func TestCheck(t *testing.T) {
 		{"repeated map key", `{"routes":[{"name":"a","match":{"labels":{"k":"1","k":"2"}}}]}`, policy, "routes[0].match.labels.k"},
 		{"map keys are data, any case", `{"metadata":{"Key":"v","key":"w"}}`, reg, ""},
 		{"syntax errors are left to the decoder", `{"routes":[`, policy, ""},
+		{"null string in a map", `{"metadata":{"a":"1","b":null}}`, reg, "metadata.b"},
+		{"null string in a nested map", `{"routes":[{"name":"a","match":{"labels":{"k":null}}}]}`, policy, "routes[0].match.labels.k"},
+		{"a null map is absent", `{"metadata":null}`, reg, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -262,6 +262,19 @@ func TestRequestHeaders(t *testing.T) {
 	if opts.Headers.Get(api.HeaderRequester) != "" {
 		t.Errorf("Resolve changed the caller's headers: %v", opts.Headers)
 	}
+	// The client's own headers never come from the caller's: not a
+	// credential put there for a route to match, not a content type.
+	noUA, err := New(srv.URL, WithUserAgent(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaky := ResolveOptions{Headers: http.Header{"Authorization": {"Bearer secret"}, "Content-Type": {"text/plain"}, "User-Agent": {"mine"}, "X-Channel": {"beta"}}}
+	if _, _, err := noUA.Resolve(t.Context(), "acme", "web", leaky); err != nil {
+		t.Fatal(err)
+	}
+	if h := last().Header; h.Get("Authorization") != "" || h.Get("Content-Type") != "" || h.Get("User-Agent") == "mine" || h.Get("X-Channel") != "beta" {
+		t.Errorf("Resolve headers %v: the caller's Authorization, Content-Type and User-Agent were sent", h)
+	}
 
 	c2, err := New(srv.URL, WithToken("s3cret"), WithUserAgent("billing/2"))
 	if err != nil {

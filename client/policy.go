@@ -56,6 +56,9 @@ func (o ResolveOptions) request() (url.Values, http.Header) {
 		q.Set("label."+k, v)
 	}
 	h := o.Headers.Clone()
+	for _, own := range []string{"Accept", "Authorization", "Content-Type", "User-Agent"} {
+		h.Del(own) // the client's own: never taken from the caller's headers
+	}
 	if o.Requester != "" {
 		if h == nil {
 			h = http.Header{}

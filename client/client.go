@@ -42,6 +42,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,7 +204,7 @@ func (c *Client) do(ctx context.Context, r request) (Index, error) {
 // decodeAnswer decodes a 2xx body into r.out, by r.fast when it can.
 func (c *Client) decodeAnswer(resp *http.Response, r request) error {
 	if r.fast == nil {
-		return json.NewDecoder(resp.Body).Decode(r.out)
+		return decodeWhole(resp.Body, r.out)
 	}
 	buf, err := c.readBody(resp)
 	defer c.bodies.put(buf)
@@ -213,7 +214,21 @@ func (c *Client) decodeAnswer(resp *http.Response, r request) error {
 	if r.fast(*buf) {
 		return nil
 	}
-	return json.NewDecoder(bytes.NewReader(*buf)).Decode(r.out)
+	return decodeWhole(bytes.NewReader(*buf), r.out)
+}
+
+// decodeWhole decodes the one JSON value body holds into v; anything after
+// it but white space is an error, as the fast paths and json.Unmarshal
+// have it, so an answer decodes the same on either path.
+func decodeWhole(body io.Reader, v any) error {
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
+	}
+	return nil
 }
 
 // readBody reads the whole body into a buffer of c.bodies, in one read

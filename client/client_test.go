@@ -474,3 +474,33 @@ func TestSelectRevisionReadsHowItChose(t *testing.T) {
 		})
 	}
 }
+
+// An answer with anything after its JSON value is refused, on the fast
+// paths and on encoding/json's alike.
+func TestAnswerWithTrailingDataIsRefused(t *testing.T) {
+	for _, body := range []string{`{"node_id":"n"}{}`, `{"node_id":"n"} x`} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(body))
+		}))
+		c, err := New(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Status(t.Context()); err == nil || !strings.Contains(err.Error(), "decoding answer") {
+			t.Errorf("Status of %q: %v, want a decoding error", body, err)
+		}
+		srv.Close()
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"node_id":"n"}` + "\n"))
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Status(t.Context()); err != nil || st.NodeID != "n" {
+		t.Fatalf("Status with a trailing newline: %+v, %v", st, err)
+	}
+}

@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -160,9 +162,11 @@ type Heartbeater struct {
 }
 
 // NewHeartbeater returns a heartbeater that registers an instance of
-// ns/service with req: with PUT when req.ID is set, so that a restarted
-// process takes its id back (replacing its previous, still live,
-// registration), and with POST otherwise, letting the server choose the id.
+// ns/service with req, with PUT: when req.ID is set, a restarted process
+// takes its id back (replacing its previous, still live, registration);
+// when it is empty, the heartbeater picks a random id once, so that a retry
+// after an answer lost on the way registers the same instance again rather
+// than a second one.
 func NewHeartbeater(c *Client, ns, service string, req api.RegisterInstanceRequest, opts HeartbeaterOptions) *Heartbeater {
 	return newHeartbeater(c, ns, service, req, nil, opts)
 }
@@ -183,6 +187,9 @@ func newHeartbeater(c *Client, ns, service string, req api.RegisterInstanceReque
 	}
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(DefaultMaxBackoff, opts.MinBackoff)
+	}
+	if req.ID == "" && reg == nil {
+		req.ID = randomID()
 	}
 	return &Heartbeater{
 		c: c, ns: ns, service: service, req: req, adopted: reg, opts: opts,
@@ -410,20 +417,15 @@ func (h *Heartbeater) heartbeat(ctx context.Context, reg api.Registration, sent 
 	}
 }
 
-// register registers req, with PUT when it has an id and POST otherwise,
-// retrying transient failures. It answers the registration and when the
+// register registers req with PUT (req has an id: the caller's or one the
+// heartbeater picked), retrying transient failures; PUT is idempotent, so a
+// retry cannot register a second instance. It answers the registration and when the
 // successful attempt was sent (the start of the instance's deadline).
 func (h *Heartbeater) register(ctx context.Context, req api.RegisterInstanceRequest) (api.Registration, time.Time, error) {
 	bo := backoff{initial: h.opts.MinBackoff, max: h.opts.MaxBackoff}
 	for {
 		start := time.Now()
-		var reg api.Registration
-		var err error
-		if req.ID != "" {
-			reg, err = h.c.PutInstance(ctx, h.ns, h.service, req.ID, req)
-		} else {
-			reg, err = h.c.RegisterInstance(ctx, h.ns, h.service, req)
-		}
+		reg, err := h.c.PutInstance(ctx, h.ns, h.service, req.ID, req)
 		if err == nil {
 			// Even when stopping: the caller then deregisters what exists.
 			return reg, start, nil
@@ -530,4 +532,12 @@ func requestFrom(inst api.Instance) api.RegisterInstanceRequest {
 		Metadata:         inst.Metadata,
 		HeartbeatTimeout: inst.HeartbeatTimeout,
 	}
+}
+
+// randomID is an instance id as the server makes them: 16 hex digits of
+// crypto/rand.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }

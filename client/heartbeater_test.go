@@ -144,7 +144,9 @@ func TestHeartbeaterRegisterMethod(t *testing.T) {
 		wantPath string
 		method   string
 	}{
-		{"without id POSTs and takes the server's id", "", "/v1/services/acme/web/instances", http.MethodPost},
+		// Without an id it picks one and PUTs too: a retry after a lost
+		// answer then cannot register a second instance.
+		{"without id PUTs an id of its own", "", "", http.MethodPut},
 		{"with id PUTs to take it back", "web-1", instPath, http.MethodPut},
 	}
 	for _, tt := range tests {
@@ -154,10 +156,20 @@ func TestHeartbeaterRegisterMethod(t *testing.T) {
 				if err := startHB(t, s.h, t.Context()); err != nil {
 					t.Fatal(err)
 				}
-				if got := s.f.log(tt.method, tt.wantPath); len(got) != 1 {
-					t.Fatalf("%s %s requests = %v, want 1", tt.method, tt.wantPath, got)
-				}
 				id := s.h.Instance().ID
+				want := tt.wantPath
+				if tt.id == "" {
+					if len(id) != 16 {
+						t.Fatalf("picked id %q, want 16 hex digits", id)
+					}
+					want = "/v1/services/acme/web/instances/" + id
+				}
+				if got := s.f.log(tt.method, want); len(got) != 1 {
+					t.Fatalf("%s %s requests = %v, want 1", tt.method, want, got)
+				}
+				if got := s.f.log(http.MethodPost, "/v1/services/acme/web/instances"); len(got) != 0 {
+					t.Fatalf("POST registrations %v, want none", got)
+				}
 				if _, _, ok := s.f.instance(id); !ok || (tt.id != "" && id != tt.id) {
 					t.Fatalf("Instance().ID = %q; registered on the server: %v", id, ok)
 				}
@@ -296,8 +308,8 @@ func TestHeartbeaterRidesOutAServerRestart(t *testing.T) {
 
 func TestHeartbeaterReregistersAnExpiredInstance(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// Registered with POST: the re-registration must PUT the
-		// server-made id.
+		// Registered under an id the heartbeater picked: the
+		// re-registration PUTs the same id again.
 		s := newHBSetup(t, api.RegisterInstanceRequest{HeartbeatTimeout: 9, Tags: []string{"blue"}}, HeartbeaterOptions{})
 		if err := startHB(t, s.h, t.Context()); err != nil {
 			t.Fatal(err)
@@ -312,8 +324,8 @@ func TestHeartbeaterReregistersAnExpiredInstance(t *testing.T) {
 		time.Sleep(25 * time.Second)
 
 		path := "/v1/services/acme/web/instances/" + first.ID
-		if n := len(s.f.log(http.MethodPut, path)); n != 1 {
-			t.Fatalf("%d PUTs of %s, want 1", n, path)
+		if n := len(s.f.log(http.MethodPut, path)); n != 2 {
+			t.Fatalf("%d PUTs of %s, want 2 (the registration, then the re-registration)", n, path)
 		}
 		ev, ok := s.log.first(HeartbeatReregistered)
 		if !ok || !errors.Is(ev.Err, ErrNotFound) {

@@ -613,15 +613,15 @@ func (h *Host) follow(ctx context.Context, after client.Index) {
 			Types: []string{api.EventServiceUpdate}, After: next, Wait: 30 * time.Second,
 		})
 		if err == nil && len(list.Events) > 0 {
-			err = h.sync(ctx)
+			_, err = h.sync(ctx)
 		}
 		if errors.Is(err, client.ErrEventsCompacted) {
-			// Missed changes: the stored definition has them all.
-			if err = h.sync(ctx); err == nil {
-				next = 0 // re-read below
-				if _, idx, gerr := c.GetDefinition(ctx, h.opts.Namespace, h.opts.ServiceName); gerr == nil {
-					next = uint64(idx)
-				}
+			// Missed changes: the stored definition has them all. Follow
+			// from the index of the definition applied, so that a change
+			// made after that read is not missed.
+			var idx client.Index
+			if idx, err = h.sync(ctx); err == nil {
+				next = uint64(idx)
 				continue
 			}
 		}
@@ -649,18 +649,19 @@ func (h *Host) follow(ctx context.Context, after client.Index) {
 
 // sync applies the registry's definition when it differs from what runs:
 // its exposures and registry backends, for the endpoints whose handlers the
-// host knows (the others are reported in State.Unknown).
-func (h *Host) sync(ctx context.Context) error {
+// host knows (the others are reported in State.Unknown). It answers the
+// index of the definition it read.
+func (h *Host) sync(ctx context.Context) (client.Index, error) {
 	h.change.Lock()
 	defer h.change.Unlock()
-	def, _, err := h.opts.Client.GetDefinition(ctx, h.opts.Namespace, h.opts.ServiceName)
+	def, idx, err := h.opts.Client.GetDefinition(ctx, h.opts.Namespace, h.opts.ServiceName)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	h.mu.Lock()
 	if h.stopped {
 		h.mu.Unlock()
-		return nil
+		return idx, nil
 	}
 	running := h.running
 	var want []Service
@@ -692,14 +693,14 @@ func (h *Host) sync(ctx context.Context) error {
 	cur, next := definition(running), definition(want)
 	d := registry.DiffDefinitions(&cur, &next)
 	if len(d.Added)+len(d.Removed)+len(d.Changed) == 0 {
-		return nil
+		return idx, nil
 	}
 	if err := h.validate(want); err != nil {
 		h.log.Warn("host: the registry's definition cannot run here", "err", err)
-		return nil
+		return idx, nil
 	}
 	h.log.Info("host: applying the registry's definition", "added", d.Added, "removed", d.Removed, "changed", d.Changed)
-	return h.apply(ctx, want)
+	return idx, h.apply(ctx, want)
 }
 
 // renderFor picks the render function of a route that the registry

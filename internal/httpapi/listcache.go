@@ -30,7 +30,8 @@ import (
 // built at that moment. The X-Muster-Index header is not cached: each
 // answer carries the index read with the instances.
 
-// maxListCacheBytes bounds the encoded answers held, all services together.
+// maxListCacheBytes bounds the encoded answers held, and the instance
+// slices they keep alive, all services together.
 const maxListCacheBytes = 32 << 20
 
 // listCache is safe for concurrent use.
@@ -44,6 +45,10 @@ type listKey struct {
 	svc   state.Key
 	limit int
 }
+
+// size is what e holds in memory, counted against maxListCacheBytes: the
+// body, and the slice of the instances it keeps alive.
+func (e *listEntry) size() int { return cap(e.body) + 8*cap(e.insts) }
 
 // listEntry is immutable once stored.
 type listEntry struct {
@@ -70,7 +75,7 @@ func (c *listCache) get(k listKey) *listEntry {
 // put stores e in place of k's entry; over the size bound it first drops
 // other entries, whichever the map yields first.
 func (c *listCache) put(k listKey, e *listEntry) {
-	if cap(e.body) > maxListCacheBytes/4 {
+	if e.size() > maxListCacheBytes/4 {
 		return
 	}
 	c.mu.Lock()
@@ -79,18 +84,18 @@ func (c *listCache) put(k listKey, e *listEntry) {
 		c.entries = make(map[listKey]*listEntry)
 	}
 	if old := c.entries[k]; old != nil {
-		c.bytes -= cap(old.body)
+		c.bytes -= old.size()
 		delete(c.entries, k)
 	}
 	for other := range c.entries {
-		if c.bytes+cap(e.body) <= maxListCacheBytes {
+		if c.bytes+e.size() <= maxListCacheBytes {
 			break
 		}
-		c.bytes -= cap(c.entries[other].body)
+		c.bytes -= c.entries[other].size()
 		delete(c.entries, other)
 	}
 	c.entries[k] = e
-	c.bytes += cap(e.body)
+	c.bytes += e.size()
 }
 
 // serveCachedList answers an unfiltered first page of k's instances from
@@ -106,8 +111,10 @@ func (h *Handler) serveCachedList(w http.ResponseWriter, k state.Key, limit int,
 		return
 	}
 	e := &listEntry{insts: insts, version: version, built: now}
-	views := make([]listed, len(insts))
-	for i, inst := range insts {
+	// Only the page is shown: one more tells whether a next page exists.
+	shown := insts[:min(len(insts), limit+1)]
+	views := make([]listed, len(shown))
+	for i, inst := range shown {
 		v, deadline := h.lease(inst, now)
 		if v.Status == api.StatusPassing && (e.until.IsZero() || deadline.Before(e.until)) {
 			e.until = deadline

@@ -326,6 +326,20 @@ func (s *Store) AllInstances(fn func(*Instance)) {
 	}
 }
 
+// instancesAnyOrder answers svc's instances: the cached sorted slice when
+// there is one, else a fresh one in map order, without the cost of sorting
+// under the lock. The caller must not modify it.
+func instancesAnyOrder(svc *service) []*Instance {
+	if p := svc.sorted.Load(); p != nil {
+		return *p
+	}
+	out := make([]*Instance, 0, len(svc.instances))
+	for _, inst := range svc.instances {
+		out = append(out, inst)
+	}
+	return out
+}
+
 func sortedInstances(svc *service) []*Instance {
 	out := make([]*Instance, 0, len(svc.instances))
 	for _, inst := range svc.instances {

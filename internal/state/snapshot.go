@@ -22,8 +22,9 @@ import (
 const jsonSnapshotVersion = 1
 
 // Snapshot is a point-in-time copy of the Store. Taking it holds the read lock
-// only while references are collected (records are immutable); writing it
-// takes no lock, so it may run while the Store is being written.
+// only while references are collected (records are immutable; nothing is
+// sorted under the lock); writing it takes no lock, so it may run while the
+// Store is being written.
 type Snapshot struct {
 	header   snapHeader
 	services []snapService
@@ -45,6 +46,9 @@ type snapService struct {
 	Definition *api.Definition `json:"definition,omitempty"`
 	Revisions  []*Revision     `json:"revisions"`
 	Instances  []*Instance     `json:"instances"`
+	// unsorted: Instances is a fresh slice in map order, which WriteTo
+	// sorts (a cached sorted slice is shared and is not touched).
+	unsorted bool
 }
 
 // Snapshot captures the Store.
@@ -57,7 +61,8 @@ func (s *Store) Snapshot() *Snapshot {
 		for _, r := range svc.revisions {
 			ss.Revisions = append(ss.Revisions, r)
 		}
-		ss.Instances = sortedInstances(svc)
+		ss.Instances = instancesAnyOrder(svc)
+		ss.unsorted = svc.sorted.Load() == nil
 		snap.services = append(snap.services, ss)
 	}
 	snap.header = snapHeader{LastEvent: s.events.last, Services: len(snap.services), Events: len(snap.events)}
@@ -71,7 +76,12 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	for i := range snap.services {
-		slices.SortFunc(snap.services[i].Revisions, func(a, b *Revision) int { return cmp.Compare(a.Tag, b.Tag) })
+		ss := &snap.services[i]
+		slices.SortFunc(ss.Revisions, func(a, b *Revision) int { return cmp.Compare(a.Tag, b.Tag) })
+		if ss.unsorted {
+			slices.SortFunc(ss.Instances, func(a, b *Instance) int { return cmp.Compare(a.ID, b.ID) })
+			ss.unsorted = false
+		}
 	}
 	cw := &countingWriter{w: w}
 	sw := &snapWriter{w: bufio.NewWriterSize(cw, 1<<16)}

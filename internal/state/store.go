@@ -277,7 +277,7 @@ type ServiceSummary struct {
 	Key
 	Default   *api.Revision
 	Revisions int
-	Instances []*Instance
+	Instances []*Instance // in no particular order; not to be modified
 }
 
 // Services returns the services of namespace (all when empty), sorted by key,
@@ -290,7 +290,7 @@ func (s *Store) Services(namespace string) ([]ServiceSummary, uint64) {
 		if namespace != "" && k.Namespace != namespace {
 			continue
 		}
-		sum := ServiceSummary{Key: k, Revisions: len(svc.revisions), Instances: sortedInstances(svc)}
+		sum := ServiceSummary{Key: k, Revisions: len(svc.revisions), Instances: instancesAnyOrder(svc)}
 		if svc.defaultTag != "" {
 			r := revisionView(k, svc, svc.revisions[svc.defaultTag])
 			sum.Default = &r

@@ -220,8 +220,9 @@ func (h *Heartbeater) Start(ctx context.Context) error {
 // Run is Start that blocks until the heartbeater ends. It returns nil when
 // it was stopped (ctx done, or Stop) and deregistered cleanly; otherwise the
 // terminal error: a registration refused for good, a conflict (matching
-// ErrTokenMismatch), a failed deregistration, or ctx's error or ErrStopped
-// when it ended before its first registration.
+// ErrTokenMismatch), a failed deregistration, or context.Cause(ctx) (ctx's
+// error unless it was cancelled with a cause) or ErrStopped when it ended
+// before its first registration.
 func (h *Heartbeater) Run(ctx context.Context) error {
 	if err := h.begin(); err != nil {
 		return err

@@ -9,11 +9,13 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/bench"
 	"github.com/muster-registry/muster/server"
 )
@@ -45,6 +47,9 @@ The result is a table, or with -o json one JSON object on the last line
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if g.output != "table" && g.output != "json" {
 				return fmt.Errorf("-o must be table or json, not %q", g.output)
+			}
+			if err := checkBenchFlags(cfg); err != nil {
+				return err // before an embedded server starts
 			}
 			ctx := cmd.Context()
 			if ctx == nil {
@@ -208,4 +213,31 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// checkBenchFlags refuses values the run would otherwise replace by its
+// defaults without a word, and an unknown scenario.
+func checkBenchFlags(cfg bench.Config) error {
+	if !slices.Contains(bench.Scenarios(), cfg.Scenario) {
+		return fmt.Errorf("--scenario must be one of %s, not %q", strings.Join(bench.Scenarios(), ", "), cfg.Scenario)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"concurrency", cfg.Concurrency}, {"instances", cfg.Instances}, {"watchers", cfg.Watchers}} {
+		if f.v < 1 {
+			return fmt.Errorf("--%s must be at least 1, not %d", f.name, f.v)
+		}
+	}
+	if cfg.Scenario == "lookup" && cfg.Instances > 10*api.MaxListLimit {
+		// Each lookup lists one of 10 services in one page.
+		return fmt.Errorf("--instances of the lookup scenario must be at most %d (10 services of one page each), not %d", 10*api.MaxListLimit, cfg.Instances)
+	}
+	if cfg.Duration <= 0 {
+		return fmt.Errorf("--duration must be positive, not %s", cfg.Duration)
+	}
+	if cfg.Namespace == "" {
+		return errors.New("--namespace must not be empty")
+	}
+	return nil
 }

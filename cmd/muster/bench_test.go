@@ -82,3 +82,27 @@ func TestBenchEmbeddedServer(t *testing.T) {
 		t.Errorf("the embedded server's data directory was left behind: %v", left)
 	}
 }
+
+// Bad flags are refused with one line, before any server starts, rather
+// than replaced by defaults.
+func TestBenchRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--scenario", "nope"}, `--scenario must be one of register, heartbeat`},
+		{[]string{"--concurrency", "-3"}, "--concurrency must be at least 1, not -3"},
+		{[]string{"--instances", "0"}, "--instances must be at least 1, not 0"},
+		{[]string{"--watchers", "0"}, "--watchers must be at least 1, not 0"},
+		{[]string{"--duration", "-1s"}, "--duration must be positive, not -1s"},
+	} {
+		// No --addr: these would start an embedded server if the flags passed.
+		cmd := exec.Command(binary, append([]string{"bench"}, tc.args...)...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		if err == nil || !strings.Contains(errb.String(), tc.want) || strings.Count(strings.TrimSpace(errb.String()), "\n") != 0 {
+			t.Errorf("bench %v: %v, stderr %q; want one line saying %q", tc.args, err, errb.String(), tc.want)
+		}
+	}
+}

@@ -80,8 +80,11 @@ func allPages[T any](fetch func(marker string) (api.List[T], error)) ([]T, error
 			return nil, err
 		}
 		all = append(all, page.Values...)
-		if page.Metadata.NextMarker == nil {
+		if page.Metadata.NextMarker == nil || *page.Metadata.NextMarker == "" {
 			return all, nil
+		}
+		if *page.Metadata.NextMarker == marker {
+			return nil, fmt.Errorf("the server answered the same page marker %q twice", marker)
 		}
 		marker = *page.Metadata.NextMarker
 	}

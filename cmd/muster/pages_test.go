@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/muster-registry/muster/api"
@@ -31,6 +32,17 @@ func TestAllPages(t *testing.T) {
 		return pages[marker], nil
 	}); !errors.Is(err, boom) {
 		t.Fatalf("error on the second page = %v", err)
+	}
+	// A server that answers the same marker again would make the loop
+	// endless: it is an error instead.
+	calls := 0
+	if _, err := allPages(func(marker string) (api.List[int], error) {
+		if calls++; calls > 3 {
+			t.Fatal("allPages kept asking")
+		}
+		return api.List[int]{Values: []int{1}, Metadata: api.ListMetadata{NextMarker: ptr("m1")}}, nil
+	}); err == nil || !strings.Contains(err.Error(), "same page marker") {
+		t.Fatalf("a repeated marker: %v", err)
 	}
 }
 

@@ -85,7 +85,7 @@ func (b *bench) lookup(ctx context.Context, res *Result) error {
 	want := b.cfg.Instances / len(svcs)
 	var e errs
 	h, el := b.loop(ctx, b.cfg.Concurrency, b.cfg.Duration, &e, func(ctx context.Context, w, i int) error {
-		l, _, err := b.c.ListInstances(ctx, b.cfg.Namespace, svcs[(w+i)%len(svcs)], client.InstanceListOptions{Limit: 10000})
+		l, _, err := b.c.ListInstances(ctx, b.cfg.Namespace, svcs[(w+i)%len(svcs)], client.InstanceListOptions{Limit: api.MaxListLimit})
 		if err == nil && len(l.Values) < want {
 			err = fmt.Errorf("bench: listed %d instances, want %d", len(l.Values), want)
 		}

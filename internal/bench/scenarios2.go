@@ -50,6 +50,12 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 		wg           sync.WaitGroup
 		streamFailed error
 	)
+	// Only this run's instances count: another registration of the same
+	// service (a run aborted earlier in this namespace) may time out too.
+	pending := make(map[string]bool, n)
+	for _, m := range dying {
+		pending[m.id] = true
+	}
 	wctx, stopWatcher := context.WithCancel(ctx)
 	defer stopWatcher()
 	// The stream follows from idx, so it misses no event even if it connects
@@ -63,6 +69,10 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 				if err := json.Unmarshal(ev.Payload, &p); err != nil {
 					return err
 				}
+				if !pending[p.ID] {
+					return nil
+				}
+				delete(pending, p.ID)
 				late.Record(now.Sub(p.Deadline))
 				if firstDL.IsZero() || p.Deadline.Before(firstDL) {
 					firstDL = p.Deadline
@@ -119,7 +129,7 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 	}
 	res.HeartbeatOps, res.HeartbeatErrors = hb.Count(), he.n.Load()
 	res.HeartbeatP50Ms, res.HeartbeatP99Ms, res.HeartbeatMaxMs = hb.Quantile(0.5), hb.Quantile(0.99), hb.Max()
-	res.Errors += res.HeartbeatErrors + uint64(n) - res.Expired
+	res.Errors += res.HeartbeatErrors + uint64(n) - min(res.Expired, uint64(n))
 	switch {
 	case streamFailed != nil:
 		res.FirstError = streamFailed.Error()

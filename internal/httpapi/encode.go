@@ -50,9 +50,7 @@ type listed struct {
 // has none, as state.InstanceView gives it).
 func (l *listed) wire() api.Instance {
 	v := l.Instance
-	if v.Metadata = l.md.Map(); v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
+	v.Metadata = l.md.WireMap()
 	return v
 }
 

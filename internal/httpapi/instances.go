@@ -28,10 +28,7 @@ func instanceKey(r *http.Request) (state.InstanceKey, error) {
 // committed.
 func (h *Handler) view(inst *state.Instance, now time.Time) api.Instance {
 	v, _ := h.lease(inst, now)
-	v.Metadata = inst.Metadata.Map()
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
+	v.Metadata = inst.Metadata.WireMap()
 	return v
 }
 

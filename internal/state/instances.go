@@ -109,9 +109,7 @@ func eventInstance(inst *Instance, lastBeat, expires time.Time) instancePayload 
 // wire is the payload as an api.Instance, metadata included.
 func (p instancePayload) wire() api.Instance {
 	v := p.view
-	if v.Metadata = p.md.Map(); v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
+	v.Metadata = p.md.WireMap()
 	return v
 }
 
@@ -134,9 +132,7 @@ func InstanceView(inst *Instance, withMetadata bool) api.Instance {
 		v.Tags = []string{}
 	}
 	if withMetadata {
-		if v.Metadata = inst.Metadata.Map(); v.Metadata == nil {
-			v.Metadata = map[string]string{}
-		}
+		v.Metadata = inst.Metadata.WireMap()
 	}
 	return v
 }

@@ -38,6 +38,15 @@ func MetadataOf(m map[string]string) Metadata {
 	return md
 }
 
+// WireMap returns the pairs as a new map, as the API shows metadata: {} for
+// none, never null.
+func (md Metadata) WireMap() map[string]string {
+	if m := md.Map(); m != nil {
+		return m
+	}
+	return map[string]string{}
+}
+
 // Map returns the pairs as a new map; nil for nil Metadata.
 func (md Metadata) Map() map[string]string {
 	if md == nil {

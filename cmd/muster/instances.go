@@ -139,7 +139,7 @@ instance id over.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&req.ID, "id", "", "instance id (default: one the server makes); with an id, a restarted sidecar takes it back")
+	f.StringVar(&req.ID, "id", "", "instance id (default: a random one, made by the server, or with --heartbeat by the sidecar); with an id, a restarted sidecar takes it back")
 	f.IntVar(&req.HeartbeatTimeout, "heartbeat-timeout", api.DefaultHeartbeatTimeout, "seconds without a heartbeat before the instance expires (3-120)")
 	f.StringArrayVar(&req.Tags, "tag", nil, "tag (repeatable)")
 	f.StringArrayVar(&meta, "meta", nil, "metadata KEY=VALUE (repeatable)")

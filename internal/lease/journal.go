@@ -55,8 +55,8 @@ type BatchJournal interface {
 // returns once the group holding its records is written, with that write's
 // error if it failed.
 //
-// Concurrency: safe for concurrent use. Lock order: the writer's turn, then
-// mu; qmu is never held while waiting for anything else.
+// Concurrency: safe for concurrent use. Lock order: cmu, the writer's turn,
+// then mu; qmu is never held while waiting for anything else.
 type FileJournal struct {
 	path string
 	log  *slog.Logger
@@ -71,15 +71,22 @@ type FileJournal struct {
 	// before queueing them, so the queue's lock is held only for a copy.
 	scratch sync.Pool
 
-	mu      sync.Mutex // guards the fields below
-	live    func() map[uint64]string
-	f       *os.File
-	records int    // records in the file
-	size    int64  // bytes of whole records in the file
-	writes  uint64 // write(2) calls of appends that succeeded
-	dirty   bool
-	stop    chan struct{}
-	done    chan struct{}
+	// cmu is held by a compaction throughout; failuresSeen and compactHook
+	// are the compaction's own.
+	cmu          sync.Mutex
+	failuresSeen uint64
+	compactHook  func() // tests: runs after the copy, before the swap
+
+	mu       sync.Mutex // guards the fields below
+	live     func() map[uint64]string
+	failures uint64 // appends whose write(2) failed
+	f        *os.File
+	records  int    // records in the file
+	size     int64  // bytes of whole records in the file
+	writes   uint64 // write(2) calls of appends that succeeded
+	dirty    bool
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // group is records queued for one write(2). Once done is closed, err is the
@@ -273,6 +280,7 @@ func (j *FileJournal) writeOpen(g *group) error {
 // off, so a torn record never sits before later good ones.
 func (j *FileJournal) write(b []byte, n int) error {
 	if _, err := j.f.Write(b); err != nil {
+		j.failures++
 		if terr := j.f.Truncate(j.size); terr == nil {
 			_, _ = j.f.Seek(j.size, io.SeekStart)
 		}
@@ -287,14 +295,31 @@ func (j *FileJournal) write(b []byte, n int) error {
 
 // compactIfLarge rewrites the file with the live tokens when it holds more
 // than four times as many records as there are live registrations.
+//
+// Appends go on while it runs: the copy of the live tokens is written and
+// synced without the lock; under the lock it then adds the records appended
+// since it began (read back from the old file), syncs them and swaps the
+// files. The live set is read after the old file's length is noted, and a
+// token is in the table before its record is written, so every record before
+// that length is covered by the live set or by a newer record after it.
+//
+// A token whose append failed is undone from the table, but the live set may
+// have caught it before the undo: a compaction during which, or within a
+// second before which, any append failed is abandoned, and tried again a
+// second later.
 func (j *FileJournal) compactIfLarge() error {
+	j.cmu.Lock()
+	defer j.cmu.Unlock()
 	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.live == nil || j.records < minCompact {
+	live, records, mark, failures := j.live, j.records, j.size, j.failures
+	j.mu.Unlock()
+	recent := failures != j.failuresSeen
+	j.failuresSeen = failures
+	if live == nil || records < minCompact || recent {
 		return nil
 	}
-	live := j.live()
-	if live == nil || j.records < 4*len(live) {
+	tokens := live()
+	if tokens == nil || records < 4*len(tokens) {
 		return nil
 	}
 	tmp := j.path + ".tmp"
@@ -302,10 +327,17 @@ func (j *FileJournal) compactIfLarge() error {
 	if err != nil {
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
 	w := bufio.NewWriterSize(f, 1<<16)
 	var rec [recordBytes]byte
 	written := 0
-	for idx, tok := range live {
+	for idx, tok := range tokens {
 		if len(tok) != tokenBytes {
 			continue
 		}
@@ -319,20 +351,54 @@ func (j *FileJournal) compactIfLarge() error {
 		err = f.Sync()
 	}
 	if err != nil {
-		f.Close()
+		return fmt.Errorf("lease: compacting token journal: %w", err)
+	}
+	// The records appended meanwhile: most without the lock (whole records
+	// below j.size are never written again), the last few under it.
+	j.mu.Lock()
+	old, upTo := j.f, j.size
+	j.mu.Unlock()
+	if err := copyRange(f, old, mark, upTo); err != nil {
+		return fmt.Errorf("lease: compacting token journal: %w", err)
+	}
+	if j.compactHook != nil {
+		j.compactHook()
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.failures != failures {
+		j.log.Warn("token journal compaction abandoned: an append failed during it")
+		return nil
+	}
+	if err := copyRange(f, j.f, upTo, j.size); err != nil {
+		return fmt.Errorf("lease: compacting token journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
 	if err := os.Rename(tmp, j.path); err != nil {
-		f.Close()
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
+	// The rename must be durable before an append to the new file is
+	// acknowledged, so the directory is synced under the lock.
 	syncDir(filepath.Dir(j.path))
+	swapped = true
 	j.f.Close()
 	j.f = f
-	j.records = written
-	j.size = int64(written) * recordBytes
+	tail := j.size - mark
+	j.records = written + int(tail/recordBytes)
+	j.size = int64(written)*recordBytes + tail
 	j.dirty = false
 	return nil
+}
+
+// copyRange appends the bytes [from, to) of src to dst.
+func copyRange(dst, src *os.File, from, to int64) error {
+	if to <= from {
+		return nil
+	}
+	_, err := io.Copy(dst, io.NewSectionReader(src, from, to-from))
+	return err
 }
 
 func syncDir(dir string) {

@@ -55,13 +55,10 @@ func (h *Handler) postInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req api.RegisterInstanceRequest
-	present, err := decode(r, &req)
+	buf := h.bufs.get()
+	req, err := registrationBody(r, buf)
+	h.bufs.put(buf)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -77,13 +74,10 @@ func (h *Handler) putInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req api.RegisterInstanceRequest
-	present, err := decode(r, &req)
+	buf := h.bufs.get()
+	req, err := registrationBody(r, buf)
+	h.bufs.put(buf)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

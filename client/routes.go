@@ -126,7 +126,7 @@ func (c *Client) RegisterInstance(ctx context.Context, ns, name string, req api.
 	if err != nil {
 		return out, err
 	}
-	_, err = c.do(ctx, request{method: http.MethodPost, path: p, body: req, out: &out, fast: registrationInto(&out)})
+	_, err = c.do(ctx, registrationRequest(http.MethodPost, p, &req, &out))
 	return out, err
 }
 
@@ -140,7 +140,7 @@ func (c *Client) PutInstance(ctx context.Context, ns, name, id string, req api.R
 	if err != nil {
 		return out, err
 	}
-	_, err = c.do(ctx, request{method: http.MethodPut, path: p, body: req, out: &out, fast: registrationInto(&out)})
+	_, err = c.do(ctx, registrationRequest(http.MethodPut, p, &req, &out))
 	return out, err
 }
 
@@ -192,6 +192,18 @@ func (c *Client) GetInstance(ctx context.Context, ns, name, id string) (api.Inst
 	}
 	idx, err := c.do(ctx, request{method: http.MethodGet, path: p, out: &out})
 	return out, idx, err
+}
+
+// registrationRequest is the call that registers req at p, its answer
+// decoded into out: both by hand when they can be.
+func registrationRequest(method, p string, req *api.RegisterInstanceRequest, out *api.Registration) request {
+	r := request{method: method, path: p, out: out, fast: registrationInto(out)}
+	if raw, ok := registrationBody(req); ok {
+		r.raw = raw
+	} else {
+		r.body = *req
+	}
+	return r
 }
 
 // registrationInto is the fast path of a registration's answer into out.

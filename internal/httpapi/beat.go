@@ -75,22 +75,27 @@ func heartbeatToken(body []byte) (token string, ok bool) {
 	return string(b[len(pre):end]), true
 }
 
-// batchReader reads the compact form of a batch body.
-type batchReader struct {
+// compactReader reads a body in the compact form SDKs send.
+type compactReader struct {
 	b []byte
 	i int
-	// the previous item's namespace and service: a batch mostly repeats
-	// them, so they are shared instead of allocated per item
-	ns, svc string
 }
 
 // lit consumes s.
-func (r *batchReader) lit(s string) bool {
+func (r *compactReader) lit(s string) bool {
 	if !bytes.HasPrefix(r.b[r.i:], []byte(s)) {
 		return false
 	}
 	r.i += len(s)
 	return true
+}
+
+// batchReader reads the compact form of a batch body.
+type batchReader struct {
+	compactReader
+	// the previous item's namespace and service: a batch mostly repeats
+	// them, so they are shared instead of allocated per item
+	ns, svc string
 }
 
 // str consumes `key":"value"` (the quote before key is already consumed)
@@ -142,7 +147,7 @@ func (r *batchReader) item() (api.BatchHeartbeat, bool) {
 // parseBatch reads a batch body in its compact form into out (reused);
 // ok is false for any other form.
 func parseBatch(body []byte, out []api.BatchHeartbeat) ([]api.BatchHeartbeat, bool) {
-	r := batchReader{b: trimJSONSpace(body)}
+	r := batchReader{compactReader: compactReader{b: trimJSONSpace(body)}}
 	out = out[:0]
 	if !r.lit(`{"heartbeats":[`) {
 		return out, false

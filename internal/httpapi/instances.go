@@ -55,13 +55,10 @@ func (h *Handler) postInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req api.RegisterInstanceRequest
-	present, err := decode(r, &req)
+	buf := h.bufs.get()
+	req, err := registrationBody(r, buf)
+	h.bufs.put(buf)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -77,13 +74,10 @@ func (h *Handler) putInstance(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	var req api.RegisterInstanceRequest
-	present, err := decode(r, &req)
+	buf := h.bufs.get()
+	req, err := registrationBody(r, buf)
+	h.bufs.put(buf)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if err := explicitTimeout(present, req); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
@@ -125,7 +119,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, k state.Key, 
 	if !replace {
 		// An id whose registration is past its deadline is not live: a POST
 		// takes it over, after the old registration times out.
-		if old, _, err := h.store.Instance(inst.Key()); err == nil {
+		if old, ok := h.store.FindInstance(inst.Key()); ok {
 			if l, ok := h.leases.Get(old.Key(), old.RegIndex); ok && !l.Passing(h.now()) {
 				cmd.ReplaceDead = &state.Expiry{Key: old.Key(), RegIndex: old.RegIndex, Deadline: l.Deadline.UTC().Truncate(time.Millisecond)}
 			}

@@ -142,3 +142,26 @@ func BenchmarkServeBatch(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkServeRegister is one registration (POST, the bench's body)
+// through the whole handler and the FSM's apply, without the network and
+// without Raft: every one registers a new instance.
+func BenchmarkServeRegister(b *testing.B) {
+	leases, err := lease.New(lease.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	leases.SetLeader(true)
+	defer leases.SetLeader(false)
+	store := state.New(0, leases)
+	h := New(Config{Store: store, Leases: leases, Proposer: &applyProposer{f: fsm.New(store)}, Metrics: NewMetrics(nil)})
+	const body = `{"address":"10.0.0.1","port":8080,"tags":["bench"],"heartbeat_timeout":120}`
+	b.ReportAllocs()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/services/bench/register/instances", strings.NewReader(body)))
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("%d %s", rec.Code, rec.Body.String())
+		}
+	}
+}

@@ -259,11 +259,29 @@ func (s *Store) Instance(k InstanceKey) (*Instance, uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	idx := s.events.last
-	svc := s.services[Key{k.Namespace, k.Service}]
-	if svc == nil || svc.instances[k.ID] == nil {
+	inst := s.instance(k)
+	if inst == nil {
 		return nil, idx, registry.NotFound("instance %s", k)
 	}
-	return svc.instances[k.ID], idx, nil
+	return inst, idx, nil
+}
+
+// FindInstance is Instance for a caller that only asks whether there is
+// one: it builds no error when there is none, which is the common answer
+// when a registration asks it about its new id.
+func (s *Store) FindInstance(k InstanceKey) (*Instance, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	inst := s.instance(k)
+	return inst, inst != nil
+}
+
+// instance returns the registration of k, or nil; s.mu must be held.
+func (s *Store) instance(k InstanceKey) *Instance {
+	if svc := s.services[Key{k.Namespace, k.Service}]; svc != nil {
+		return svc.instances[k.ID]
+	}
+	return nil
 }
 
 // Instances returns the registrations of a service sorted by id, and whether

@@ -27,8 +27,10 @@ const (
 	// dialTimeout and keepAlive are those of http.DefaultTransport.
 	dialTimeout = 30 * time.Second
 	keepAlive   = 30 * time.Second
-	// maxAnswerHeader bounds an answer's status line and headers, as the
-	// server's http.DefaultMaxHeaderBytes bounds a request's.
+	// maxAnswerHeader bounds an answer's status line and headers (what
+	// the connection reads until they are parsed), as a net/http server's
+	// http.DefaultMaxHeaderBytes bounds a request's; net/http's client
+	// allows 10 MiB, far more than any Muster answer needs.
 	maxAnswerHeader = 1 << 20
 	// max1xx bounds the informational answers skipped before the final
 	// one, as net/http does.
@@ -349,28 +351,26 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	}
 	c.t.putWriter(bw)
 	if err != nil {
-		return nil, c.fail(ctx, err, func(err error) error {
-			if c.written == 0 {
-				return nothingWrittenError{err}
-			}
-			return fmt.Errorf("writing request: %w", err)
-		})
+		if c.written == 0 {
+			return nil, c.fail(ctx, nothingWrittenError{err})
+		}
+		return nil, c.fail(ctx, fmt.Errorf("writing request: %w", err))
 	}
 	c.readLimit = maxAnswerHeader
 	if _, err := c.br.Peek(1); err != nil {
-		return nil, c.fail(ctx, err, func(err error) error { return noAnswerError{err} })
+		return nil, c.fail(ctx, noAnswerError{err})
 	}
 	var resp *http.Response
 	for n := 0; ; n++ {
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
-			return nil, c.fail(ctx, err, func(err error) error { return fmt.Errorf("reading answer: %w", err) })
+			return nil, c.fail(ctx, fmt.Errorf("reading answer: %w", err))
 		}
 		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
 		if n == max1xx {
-			return nil, c.fail(ctx, errors.New("too many 1xx answers"), func(err error) error { return fmt.Errorf("reading answer: %w", err) })
+			return nil, c.fail(ctx, fmt.Errorf("reading answer: more than %d 1xx answers", max1xx))
 		}
 	}
 	c.readLimit = math.MaxInt64
@@ -388,14 +388,14 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 
 // fail closes c after a failed request and returns the error to report:
 // the context's when it is done (its AfterFunc may be what failed the
-// call), else wrap(err).
-func (c *conn) fail(ctx context.Context, err error, wrap func(error) error) error {
+// call), else err.
+func (c *conn) fail(ctx context.Context, err error) error {
 	c.stop()
 	c.close()
 	if ctx.Err() != nil {
 		return ctxError(ctx)
 	}
-	return wrap(err)
+	return err
 }
 
 // release ends c's request, whose answer has been read whole: c goes back

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -117,22 +115,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("bench: unknown scenario %q (one of %s)", cfg.Scenario, strings.Join(Scenarios(), ", "))
 	}
 	b := &bench{cfg: cfg}
-	// The default transport keeps 2 idle connections per host: a closed
-	// loop of 64 workers would reconnect on almost every request.
-	b.tr = &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        0,
-		MaxIdleConnsPerHost: cfg.Concurrency + cfg.Watchers + 16,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	defer b.tr.CloseIdleConnections()
+	// The SDK's default client, so the bench measures what users get: for
+	// an http:// address, its own keep-alive transport with room for every
+	// worker's connection.
 	var err error
-	b.c, err = client.New(cfg.Addr, client.WithHTTPClient(&http.Client{Transport: b.tr}), client.WithUserAgent("muster-bench"))
+	b.c, err = client.New(cfg.Addr, client.WithUserAgent("muster-bench"))
 	if err != nil {
 		return Result{}, err
 	}
+	defer b.c.CloseIdleConnections()
 	if err := b.c.Health(ctx); err != nil {
 		return Result{}, fmt.Errorf("bench: server at %s: %w", cfg.Addr, err)
 	}
@@ -159,7 +150,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type bench struct {
 	cfg Config
 	c   *client.Client
-	tr  *http.Transport
 }
 
 // member is a registered instance and its current token.

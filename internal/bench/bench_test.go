@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -25,13 +24,12 @@ import (
 func benchFixture(b *testing.B, n, concurrency int) (*bench, []member) {
 	b.Helper()
 	srv := servertest.Start(b, servertest.Options{DataDir: b.TempDir()})
-	tr := &http.Transport{MaxIdleConnsPerHost: concurrency + 16, DisableCompression: true}
-	b.Cleanup(tr.CloseIdleConnections)
-	c, err := client.New(srv.URL, client.WithHTTPClient(&http.Client{Transport: tr}))
+	c, err := client.New(srv.URL)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bn := &bench{cfg: Config{Concurrency: concurrency, Namespace: "bench"}, c: c, tr: tr}
+	b.Cleanup(c.CloseIdleConnections)
+	bn := &bench{cfg: Config{Concurrency: concurrency, Namespace: "bench"}, c: c}
 	members, err := bn.prepare(context.Background(), services("bench", 10), n, maxTimeout)
 	if err != nil {
 		b.Fatal(err)

@@ -38,18 +38,13 @@ const streamBuffer = 16 << 10
 func (b *bench) watch(ctx context.Context, res *Result) error {
 	const svc = "watched"
 	res.Watchers, res.Concurrency = b.cfg.Watchers, 1
-	// The changer's own client and connections: the streams hold theirs.
-	ctr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-	}
-	defer ctr.CloseIdleConnections()
-	changer, err := client.New(b.cfg.Addr, client.WithHTTPClient(&http.Client{Transport: ctr}), client.WithUserAgent("muster-bench"))
+	// The changer's own client (the SDK's default) and connections: the
+	// streams hold theirs.
+	changer, err := client.New(b.cfg.Addr, client.WithUserAgent("muster-bench"))
 	if err != nil {
 		return err
 	}
+	defer changer.CloseIdleConnections()
 	// The service exists and has an index to follow from.
 	if _, err := changer.PutInstance(ctx, b.cfg.Namespace, svc, "prime", api.RegisterInstanceRequest{Address: "10.0.0.1", Port: 1, HeartbeatTimeout: maxTimeout}); err != nil {
 		return err
@@ -67,6 +62,9 @@ func (b *bench) watch(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	// The streams keep net/http: they read raw frames, not the SDK's
+	// decoded events, and a stream's connection is never reused, so the
+	// SDK's pooling transport (unexported) would bring them nothing.
 	wtr := &http.Transport{
 		DialContext:        (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		DisableCompression: true,

@@ -1,10 +1,8 @@
 package state
 
 import (
-	"cmp"
 	"encoding/json"
 	"io"
-	"slices"
 
 	"github.com/muster-registry/muster/api"
 )
@@ -16,12 +14,7 @@ func (f *EventFilter) Matches(e *api.Event) bool { return f.match(e) }
 // format (version 1: a stream of JSON values), for the tests that check
 // that Restore still reads it.
 func (snap *Snapshot) WriteJSONTo(w io.Writer) error {
-	slices.SortFunc(snap.services, func(a, b snapService) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	for i := range snap.services {
-		slices.SortFunc(snap.services[i].Revisions, func(a, b *Revision) int { return cmp.Compare(a.Tag, b.Tag) })
-	}
+	snap.sort()
 	enc := json.NewEncoder(w)
 	h := snap.header
 	h.Version = jsonSnapshotVersion

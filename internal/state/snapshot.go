@@ -69,9 +69,9 @@ func (s *Store) Snapshot() *Snapshot {
 	return snap
 }
 
-// WriteTo encodes the snapshot in the binary format (see snapbin.go), in a
-// fixed order so that equal states encode to equal bytes.
-func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+// sort puts services, revisions and instances in the order a snapshot is
+// written in: by key, tag and id.
+func (snap *Snapshot) sort() {
 	slices.SortFunc(snap.services, func(a, b snapService) int {
 		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
@@ -83,6 +83,12 @@ func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			ss.unsorted = false
 		}
 	}
+}
+
+// WriteTo encodes the snapshot in the binary format (see snapbin.go), in a
+// fixed order so that equal states encode to equal bytes.
+func (snap *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	snap.sort()
 	cw := &countingWriter{w: w}
 	sw := &snapWriter{w: bufio.NewWriterSize(cw, 1<<16)}
 	if _, err := sw.w.WriteString(snapMagic); err != nil {

@@ -268,15 +268,24 @@ func TestParseTime(t *testing.T) {
 		"2026-03-04T05:06:07.1234567890Z", "2026-03-04T05:06:07+00:00", "2026-03-04 05:06:07Z",
 		"2026-3-04T05:06:07Z", "2026-03-04T05:06:07,5Z", "+026-03-04T05:06:07Z", "2026-03-04T05:06:07z",
 		"2026-03-04T23:59:59.5Z", "2026-03-04T0a:00:00Z", "2026-03-04T00:00:0/Z", "2026-03-05T00:00:00Z",
+		"2026-03-04T05:06:07.5", "2026-03-04T05:06:07", "", "2026-03-04", "2026-03-04T05:06:07.12345678Z",
+		"2026-03-04T05:06:07.1234Z", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00T05:06:07Z", "2026-03-04T05:06:07Zx",
 	}
 	// One scanner through every case, as one body's times go through one:
-	// it remembers the last day parsed.
+	// it remembers the last date read.
 	shared := new(listScanner)
 	for _, s := range append(cases, cases...) {
 		t.Run(s, func(t *testing.T) {
-			got, ok := new(listScanner).parseTime(s)
-			if got2, ok2 := shared.parseTime(s); ok2 != ok || !reflect.DeepEqual(got2, got) {
-				t.Fatalf("after other days: %v, %v; alone: %v, %v", got2, ok2, got, ok)
+			got, ok := parseTime(s)
+			// The scanner reads a time after its opening quote, at fixed
+			// offsets when the body is long enough, else as parseTime.
+			for _, body := range []string{s + `"` + strings.Repeat(",", longestTime), s + `"`} {
+				shared.s, shared.i = body, 0
+				var got2 time.Time
+				ok2 := shared.time(timeExpires, &got2)
+				if ok2 != ok || !reflect.DeepEqual(got2, got) || (ok && shared.i != len(s)+1) {
+					t.Fatalf("in %q: %v, %v (next %d); parseTime: %v, %v", body, got2, ok2, shared.i, got, ok)
+				}
 			}
 			var want time.Time
 			err := want.UnmarshalJSON([]byte(`"` + s + `"`))
@@ -303,6 +312,12 @@ func FuzzDecodeInstanceList(f *testing.F) {
 	f.Add(strings.Replace(plain, `"i-1"`, `"i\"1"`, 1))
 	f.Add(plain[:100])
 	f.Add("")
+	// Alike instances: the decoder takes repeated fields from the
+	// previous instance.
+	alike := benchList()
+	alike.Values = alike.Values[:3]
+	alike.Values[1].Metadata = map[string]string{"k": "v"}
+	f.Add(encodeList(f, alike))
 	f.Fuzz(func(t *testing.T, body string) {
 		checkSame(t, body)
 	})

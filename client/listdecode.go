@@ -1,6 +1,7 @@
 package client
 
 import (
+	"math"
 	"math/bits"
 	"strings"
 	"unicode/utf8"
@@ -496,9 +497,9 @@ func special(x uint64) uint64 {
 	return ((q-lo) & ^q | (b-lo) & ^b | (x-lo*0x20) & ^x | x) & hi
 }
 
-// int reads an integer of at most 18 digits (so it fits an int on 64-bit
-// platforms without a check); anything else, such as 1.0 or 1e3, which
-// encoding/json refuses for an int, goes the slow way.
+// int reads an integer that fits an int, as encoding/json reads one;
+// anything else, such as 1.0, 1e3 or 2^63, which encoding/json refuses for
+// an int, goes the slow way.
 func (d *listScanner) int() (int, bool) {
 	s, j := d.s, d.i
 	neg := j < len(s) && s[j] == '-'
@@ -506,16 +507,27 @@ func (d *listScanner) int() (int, bool) {
 		j++
 	}
 	start := j
-	n := int64(0)
+	u := uint64(0) // 19 digits never wrap it; more are refused
 	for ; j < len(s); j++ {
 		c := s[j] - '0'
 		if c > 9 {
 			break
 		}
-		n = n*10 + int64(c)
+		u = u*10 + uint64(c)
 	}
 	digits := j - start
-	if digits == 0 || digits > 18 || (digits > 1 && s[start] == '0') || int64(int(n)) != n {
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++ // -2^63
+	}
+	if digits == 0 || digits > 19 || (digits > 1 && s[start] == '0') || u > limit {
+		return 0, false
+	}
+	n := int64(u) // -2^63 for 2^63, which negated stays -2^63
+	if neg {
+		n = -n
+	}
+	if int64(int(n)) != n { // 32-bit platforms
 		return 0, false
 	}
 	if j < len(s) {
@@ -524,9 +536,6 @@ func (d *listScanner) int() (int, bool) {
 		}
 	}
 	d.i = j
-	if neg {
-		n = -n
-	}
 	return int(n), true
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,7 @@ func sampleList() api.List[api.Instance] {
 // same error, as before).
 func TestDecodeInstanceList(t *testing.T) {
 	plain := encodeList(t, sampleList())
+	is64 := strconv.IntSize == 64 // an int holds any int64
 	cases := []struct {
 		name string
 		body string
@@ -110,6 +112,11 @@ func TestDecodeInstanceList(t *testing.T) {
 		{"other case of a key", strings.Replace(plain, `"port":8080`, `"Port":8080`, 1), false},
 		{"float port", strings.Replace(plain, `"port":8080`, `"port":8080.0`, 1), false},
 		{"huge port", strings.Replace(plain, `"port":8080`, `"port":99999999999999999999`, 1), false},
+		{"largest port", strings.Replace(plain, `"port":8080`, `"port":9223372036854775807`, 1), is64},
+		{"smallest port", strings.Replace(plain, `"port":8080`, `"port":-9223372036854775808`, 1), is64},
+		{"19-digit port", strings.Replace(plain, `"port":8080`, `"port":1000000000000000000`, 1), is64},
+		{"port past int64", strings.Replace(plain, `"port":8080`, `"port":9223372036854775808`, 1), false},
+		{"port past int64, negative", strings.Replace(plain, `"port":8080`, `"port":-9223372036854775809`, 1), false},
 		{"leading zero", strings.Replace(plain, `"port":8080`, `"port":08080`, 1), false},
 		{"time with offset", strings.Replace(plain, `"2026-03-04T05:06:07.89Z"`, `"2026-03-04T06:06:07.89+01:00"`, 1), false},
 		{"day out of range", strings.Replace(plain, `"2026-03-04T05:06:07.89Z"`, `"2026-02-30T05:06:07.89Z"`, 1), false},
@@ -352,7 +359,7 @@ func variedList() api.List[api.Instance] {
 		}
 		reg := at.Add(-time.Duration(i) * 7919 * time.Millisecond)
 		l.Values = append(l.Values, api.Instance{
-			Namespace: "payments", Service: "ledger-api", ID: fmt.Sprintf("ledger-api-7f9c%04x", i*2654435761%65536), RevisionTag: "v2.14.3",
+			Namespace: "payments", Service: "ledger-api", ID: fmt.Sprintf("ledger-api-7f9c%04x", uint32(i)*2654435761%65536), RevisionTag: "v2.14.3",
 			Address: fmt.Sprintf("10.12.%d.%d", i/50, 10+i%50), Port: 8443, PublicURL: fmt.Sprintf("https://ledger-%d.payments.example", i),
 			Endpoints: []string{"/v1/ledger", "/healthz"}, Tags: []string{"grpc", "primary"},
 			Metadata: map[string]string{"zone": []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}[i%3]}, HeartbeatTimeout: 30, Status: status,

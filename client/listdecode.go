@@ -1,9 +1,9 @@
 package client
 
 import (
+	"math"
 	"math/bits"
 	"strings"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -16,10 +16,17 @@ import (
 // decodeInstanceList reads the exact shape the server writes (field order,
 // no whitespace, times in UTC) in one pass over the body. The body's buffer
 // is reused for the next answer, so the strings kept are copied into a few
-// shared arenas, and a value equal to the same field's value in the
-// previous instance (namespace, service, status...) or to a tag, endpoint
-// or metadata string seen before is not copied again, only shared. Times
-// are parsed by hand.
+// shared arenas, and a tag, endpoint or metadata string seen before is not
+// copied again, only shared.
+//
+// The instances of one answer are mostly alike (one namespace and service,
+// the same tags, status and timeout...). So the bytes that runs of fields
+// took in the previous instance, keys included, are remembered
+// (listScanner.memo), and so are those of each string, list and map field
+// with the key after it: when the body continues with the same bytes, the
+// fields have the previous instance's values, and one comparison replaces
+// scans, key checks and copies. Only the id, the integers and the times
+// are read every time. Times are read at fixed offsets, a word at a time.
 //
 // It produces what encoding/json would produce into a zero
 // api.List[api.Instance], or reports ok false as soon as it meets anything
@@ -29,16 +36,42 @@ import (
 // never rests on the fast path: the fuzz and property tests hold both to
 // the same result.
 
-// Scalar string fields whose last value is remembered (listScanner.prev).
+// Fields of an instance whose bytes are remembered from the previous one
+// (listScanner.memo). Each step is the field's value and the key that
+// follows it, up to the opening quote of the next value when that is a
+// string. Integers are not remembered: reading a few digits costs no more
+// than comparing them.
 const (
-	fieldNamespace = iota
-	fieldService
-	fieldID
-	fieldRevision
-	fieldAddress
-	fieldPublicURL
-	fieldStatus
-	fieldCount
+	stepNamespace = iota
+	stepService
+	stepRevision
+	stepAddress
+	stepPublicURL
+	stepEndpoints
+	stepTags
+	stepMetadata
+	stepStatus
+	stepCount
+)
+
+// Runs of fields that usually all repeat, remembered (in listScanner.memo,
+// after the steps) with the key before them and compared as one; when a
+// run differs, its fields are read one by one, the strings, lists and maps
+// as steps. The id, the port and the times, which differ from one instance
+// to the next, part them.
+const (
+	runNames = stepCount + iota // namespace, service
+	runPlace                    // revision_tag, address
+	runRest                     // public_url to status
+	memoCount
+)
+
+// The time fields, each with its own remembered day (listScanner.days).
+const (
+	timeRegistered = iota
+	timeLastHeartbeat
+	timeExpires
+	timeFields
 )
 
 // maxSeen bounds the distinct tags, endpoints and metadata strings shared
@@ -56,11 +89,13 @@ type listScanner struct {
 	// arena is the current backing array of the bytes of kept strings; a
 	// new one is started when it is full, so kept bytes never move.
 	arena []byte
-	prev  [fieldCount]string
-	seen  map[string]string
-	// day is the date part of the last time parsed, dayUnix its midnight.
-	day     string
-	dayUnix int64
+	// memo holds, per step and run, the bytes of the body that it took in
+	// the previous instance, or the last one where its value differed from
+	// the one before (empty before the first): a part of s, never returned.
+	memo [memoCount]string
+	seen map[string]string
+	// days remembers, per time field, the date of the last time parsed.
+	days [timeFields]day
 }
 
 // decodeInstanceList decodes body, the whole answer of an instance list.
@@ -116,7 +151,9 @@ func decodeRegistration(body []byte) (r api.Registration, ok bool) {
 		return r, false
 	}
 	d := listScanner{s: unsafe.String(&body[0], len(body))}
-	if !d.instanceFields(&r.Instance) || !d.lit(`,"token":`) {
+	// With nothing remembered, no field is taken from prev.
+	var prev api.Instance
+	if !d.instanceFields(&r.Instance, &prev) || !d.lit(`,"token":`) {
 		return api.Registration{}, false
 	}
 	tok, ok := d.str()
@@ -153,27 +190,6 @@ func (d *listScanner) keep(s string) string {
 	return unsafe.String(&d.arena[start], len(s))
 }
 
-// field reads a string of scalar field f, shared with the previous
-// instance's value when equal.
-func (d *listScanner) field(f int, p *string) bool {
-	// The previous value has been through str, so the same bytes between
-	// quotes would give the same string: compare instead of scanning.
-	if prev := d.prev[f]; d.i+len(prev)+2 <= len(d.s) && d.s[d.i] == '"' && d.s[d.i+1+len(prev)] == '"' && d.s[d.i+1:d.i+1+len(prev)] == prev {
-		d.i += len(prev) + 2
-		*p = prev
-		return true
-	}
-	s, ok := d.str()
-	if !ok {
-		return false
-	}
-	if s != d.prev[f] {
-		d.prev[f] = d.keep(s)
-	}
-	*p = d.prev[f]
-	return true
-}
-
 // shared reads a string of a list or map, shared with an equal one seen
 // before in the answer.
 func (d *listScanner) shared() (string, bool) {
@@ -196,26 +212,33 @@ func (d *listScanner) shared() (string, bool) {
 
 // instances reads a JSON array of instances, d.i at its '['.
 func (d *listScanner) instances() ([]api.Instance, bool) {
-	if !d.lit("[") {
+	if !d.char('[') {
 		return nil, false
 	}
 	out := make([]api.Instance, 0, d.countHint())
-	if d.lit("]") {
+	if d.char(']') {
 		return out, true
 	}
+	// Nothing is remembered before the first instance, so its prev is
+	// never read.
+	prev := new(api.Instance)
 	for {
 		if len(out) < cap(out) {
 			out = out[:len(out)+1] // already zero
 		} else {
 			out = append(out, api.Instance{})
 		}
-		if !d.instance(&out[len(out)-1]) {
+		v := &out[len(out)-1]
+		if !d.instanceFields(v, prev) || !d.char('}') {
 			return nil, false
 		}
-		if d.lit("]") {
+		// If out grows, prev still points into the old array, whose
+		// elements stay as they were.
+		prev = v
+		if d.char(']') {
 			return out, true
 		}
-		if !d.lit(",") {
+		if !d.char(',') {
 			return nil, false
 		}
 	}
@@ -237,29 +260,159 @@ func (d *listScanner) countHint() int {
 	return min(n, len(d.s)/64)
 }
 
-// instance reads one instance in the server's field order.
-func (d *listScanner) instance(v *api.Instance) bool {
-	return d.instanceFields(v) && d.lit("}")
+// instanceFields reads an instance's opening brace and fields, in the
+// server's order, up to its closing brace. prev is the instance read
+// before, whose values the remembered steps and runs stand for.
+func (d *listScanner) instanceFields(v, prev *api.Instance) bool {
+	return d.names(v, prev) && d.id(&v.ID) && d.place(v, prev) &&
+		d.intInto(&v.Port) && d.rest(v, prev) &&
+		d.time(timeRegistered, &v.RegisteredAt) && d.lit(`,"last_heartbeat_at":"`) &&
+		d.time(timeLastHeartbeat, &v.LastHeartbeatAt) && d.lit(`,"expires_at":"`) &&
+		d.time(timeExpires, &v.ExpiresAt)
 }
 
-// instanceFields reads an instance's opening brace and fields, in the
-// server's order, up to its closing brace.
-func (d *listScanner) instanceFields(v *api.Instance) bool {
-	ok := d.lit(`{"namespace":`) && d.field(fieldNamespace, &v.Namespace) &&
-		d.lit(`,"service":`) && d.field(fieldService, &v.Service) &&
-		d.lit(`,"id":`) && d.field(fieldID, &v.ID) &&
-		d.lit(`,"revision_tag":`) && d.field(fieldRevision, &v.RevisionTag) &&
-		d.lit(`,"address":`) && d.field(fieldAddress, &v.Address) &&
-		d.lit(`,"port":`) && d.intInto(&v.Port) &&
-		d.lit(`,"public_url":`) && d.field(fieldPublicURL, &v.PublicURL) &&
-		d.lit(`,"endpoints":`) && d.strings(&v.Endpoints) &&
-		d.lit(`,"tags":`) && d.strings(&v.Tags) &&
-		d.lit(`,"metadata":`) && d.stringMap(&v.Metadata) &&
-		d.lit(`,"heartbeat_timeout":`) && d.intInto(&v.HeartbeatTimeout) &&
-		d.lit(`,"status":`) && d.field(fieldStatus, &v.Status) &&
-		d.lit(`,"registered_at":`) && d.timeInto(&v.RegisteredAt) &&
-		d.lit(`,"last_heartbeat_at":`) && d.timeInto(&v.LastHeartbeatAt) &&
-		d.lit(`,"expires_at":`) && d.timeInto(&v.ExpiresAt)
+// names reads the run from the instance's opening brace to the id's
+// opening quote: the namespace and the service.
+func (d *listScanner) names(v, prev *api.Instance) bool {
+	if d.again(runNames) {
+		v.Namespace, v.Service = prev.Namespace, prev.Service
+		return true
+	}
+	start := d.i
+	if !d.lit(`{"namespace":"`) ||
+		!d.strStep(stepNamespace, &v.Namespace, prev.Namespace, `,"service":"`) ||
+		!d.strStep(stepService, &v.Service, prev.Service, `,"id":"`) {
+		return false
+	}
+	d.memo[runNames] = d.s[start:d.i]
+	return true
+}
+
+// place reads the run from the id's closing quote to the port: the
+// revision and the address.
+func (d *listScanner) place(v, prev *api.Instance) bool {
+	if d.again(runPlace) {
+		v.RevisionTag, v.Address = prev.RevisionTag, prev.Address
+		return true
+	}
+	start := d.i
+	if !d.lit(`,"revision_tag":"`) ||
+		!d.strStep(stepRevision, &v.RevisionTag, prev.RevisionTag, `,"address":"`) ||
+		!d.strStep(stepAddress, &v.Address, prev.Address, `,"port":`) {
+		return false
+	}
+	d.memo[runPlace] = d.s[start:d.i]
+	return true
+}
+
+// rest reads the run from the end of the port to the first time's opening
+// quote: the public URL, endpoints, tags, metadata, timeout and status.
+func (d *listScanner) rest(v, prev *api.Instance) bool {
+	if d.again(runRest) {
+		v.PublicURL = prev.PublicURL
+		v.Endpoints = d.copyStrings(prev.Endpoints)
+		v.Tags = d.copyStrings(prev.Tags)
+		v.Metadata = copyMap(prev.Metadata)
+		v.HeartbeatTimeout, v.Status = prev.HeartbeatTimeout, prev.Status
+		return true
+	}
+	start := d.i
+	if !d.lit(`,"public_url":"`) ||
+		!d.strStep(stepPublicURL, &v.PublicURL, prev.PublicURL, `,"endpoints":`) ||
+		!d.stringsStep(stepEndpoints, &v.Endpoints, prev.Endpoints, `,"tags":`) ||
+		!d.stringsStep(stepTags, &v.Tags, prev.Tags, `,"metadata":`) ||
+		!d.mapStep(stepMetadata, &v.Metadata, prev.Metadata, `,"heartbeat_timeout":`) ||
+		!d.intInto(&v.HeartbeatTimeout) || !d.lit(`,"status":"`) ||
+		!d.strStep(stepStatus, &v.Status, prev.Status, `,"registered_at":"`) {
+		return false
+	}
+	d.memo[runRest] = d.s[start:d.i]
+	return true
+}
+
+// again reports whether the body continues with the bytes step or run k
+// took in the previous instance, and if so skips them. The same bytes read from
+// the same point give the same values, so the caller takes the previous
+// instance's.
+func (d *listScanner) again(k int) bool {
+	m := d.memo[k]
+	if len(m) == 0 || len(d.s)-d.i < len(m) || d.s[d.i:d.i+len(m)] != m {
+		return false
+	}
+	d.i += len(m)
+	return true
+}
+
+// strStep reads a string field, d.i after its opening quote, and the key
+// after it; prev is the field's value in the previous instance.
+func (d *listScanner) strStep(k int, p *string, prev, key string) bool {
+	if d.again(k) {
+		*p = prev
+		return true
+	}
+	start := d.i
+	s, ok := d.strRest()
+	if !ok || !d.lit(key) {
+		return false
+	}
+	// Not the previous value (that would have been again), or the first.
+	*p = d.keep(s)
+	d.memo[k] = d.s[start:d.i]
+	return true
+}
+
+// stringsStep reads a list field and the key after it; prev is the
+// field's value in the previous instance, whose elements are copied (each
+// instance has its own).
+func (d *listScanner) stringsStep(k int, p *[]string, prev []string, key string) bool {
+	if d.again(k) {
+		*p = d.copyStrings(prev)
+		return true
+	}
+	start := d.i
+	if !d.strings(p) || !d.lit(key) {
+		return false
+	}
+	d.memo[k] = d.s[start:d.i]
+	return true
+}
+
+// mapStep reads a map field and the key after it; prev is the field's
+// value in the previous instance, which is copied (each instance has its
+// own).
+func (d *listScanner) mapStep(k int, p *map[string]string, prev map[string]string, key string) bool {
+	if d.again(k) {
+		*p = copyMap(prev)
+		return true
+	}
+	start := d.i
+	if !d.stringMap(p) || !d.lit(key) {
+		return false
+	}
+	d.memo[k] = d.s[start:d.i]
+	return true
+}
+
+// copyMap returns a copy of m: nil for nil.
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	if len(m) == 0 {
+		return make(map[string]string)
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// id reads the id, d.i after its opening quote. Ids differ from one
+// instance to the next: it is not compared with the previous one.
+func (d *listScanner) id(p *string) bool {
+	s, ok := d.strRest()
+	*p = d.keep(s)
 	return ok
 }
 
@@ -272,15 +425,30 @@ func (d *listScanner) lit(want string) bool {
 	return true
 }
 
-// str reads a JSON string without escapes. A control character or a
-// backslash is left to encoding/json (an error or an escape), and so is
-// invalid UTF-8, which it replaces. Eight bytes at a time are checked for
-// anything but printable ASCII other than '"' and '\\'.
+// char consumes c if the body continues with it.
+func (d *listScanner) char(c byte) bool {
+	if d.i >= len(d.s) || d.s[d.i] != c {
+		return false
+	}
+	d.i++
+	return true
+}
+
+// str reads a JSON string without escapes, d.i at its opening quote.
 func (d *listScanner) str() (string, bool) {
-	if d.i >= len(d.s) || d.s[d.i] != '"' {
+	if !d.char('"') {
 		return "", false
 	}
-	start := d.i + 1
+	return d.strRest()
+}
+
+// strRest reads the rest of a JSON string without escapes, d.i after its
+// opening quote, up to and including the closing one. A control character
+// or a backslash is left to encoding/json (an error or an escape), and so
+// is invalid UTF-8, which it replaces. Eight bytes at a time are checked
+// for anything but printable ASCII other than '"' and '\\'.
+func (d *listScanner) strRest() (string, bool) {
+	start := d.i
 	ascii := true
 	for j := start; ; j++ {
 		for j+8 <= len(d.s) {
@@ -329,36 +497,49 @@ func special(x uint64) uint64 {
 	return ((q-lo) & ^q | (b-lo) & ^b | (x-lo*0x20) & ^x | x) & hi
 }
 
-// int reads an integer of at most 18 digits (so it fits an int on 64-bit
-// platforms without a check); anything else, such as 1.0 or 1e3, which
-// encoding/json refuses for an int, goes the slow way.
+// int reads an integer that fits an int, as encoding/json reads one;
+// anything else, such as 1.0, 1e3 or 2^63, which encoding/json refuses for
+// an int, goes the slow way.
 func (d *listScanner) int() (int, bool) {
-	j := d.i
-	neg := j < len(d.s) && d.s[j] == '-'
+	s, j := d.s, d.i
+	neg := j < len(s) && s[j] == '-'
 	if neg {
 		j++
 	}
 	start := j
-	n := int64(0)
-	for ; j < len(d.s) && d.s[j] >= '0' && d.s[j] <= '9'; j++ {
-		n = n*10 + int64(d.s[j]-'0')
+	u := uint64(0) // 19 digits never wrap it; more are refused
+	for ; j < len(s); j++ {
+		c := s[j] - '0'
+		if c > 9 {
+			break
+		}
+		u = u*10 + uint64(c)
 	}
 	digits := j - start
-	if digits == 0 || digits > 18 || (digits > 1 && d.s[start] == '0') || int64(int(n)) != n {
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++ // -2^63
+	}
+	if digits == 0 || digits > 19 || (digits > 1 && s[start] == '0') || u > limit {
 		return 0, false
 	}
-	if j < len(d.s) {
-		if c := d.s[j]; c == '.' || c == 'e' || c == 'E' {
+	n := int64(u) // -2^63 for 2^63, which negated stays -2^63
+	if neg {
+		n = -n
+	}
+	if int64(int(n)) != n { // 32-bit platforms
+		return 0, false
+	}
+	if j < len(s) {
+		if c := s[j]; c == '.' || c == 'e' || c == 'E' {
 			return 0, false
 		}
 	}
 	d.i = j
-	if neg {
-		n = -n
-	}
 	return int(n), true
 }
 
+// intInto reads an integer into p.
 func (d *listScanner) intInto(p *int) bool {
 	n, ok := d.int()
 	*p = n
@@ -372,10 +553,10 @@ func (d *listScanner) strings(p *[]string) bool {
 		*p = nil
 		return true
 	}
-	if !d.lit("[") {
+	if !d.char('[') {
 		return false
 	}
-	if d.lit("]") {
+	if d.char(']') {
 		*p = []string{}
 		return true
 	}
@@ -394,15 +575,30 @@ func (d *listScanner) strings(p *[]string) bool {
 			start = 0
 		}
 		d.strs = append(d.strs, s)
-		if d.lit("]") {
+		if d.char(']') {
 			end := len(d.strs)
 			*p = d.strs[start:end:end]
 			return true
 		}
-		if !d.lit(",") {
+		if !d.char(',') {
 			return false
 		}
 	}
+}
+
+// copyStrings returns a copy of ss in the backing array of lists: nil for
+// nil, and an empty list as it is (it has no elements to share).
+func (d *listScanner) copyStrings(ss []string) []string {
+	if len(ss) == 0 {
+		return ss
+	}
+	if cap(d.strs)-len(d.strs) < len(ss) {
+		d.strs = make([]string, 0, max(64, 2*len(ss)))
+	}
+	start := len(d.strs)
+	d.strs = append(d.strs, ss...)
+	end := len(d.strs)
+	return d.strs[start:end:end]
 }
 
 // stringMap reads null (a nil map) or an object of strings. A repeated key
@@ -412,17 +608,17 @@ func (d *listScanner) stringMap(p *map[string]string) bool {
 		*p = nil
 		return true
 	}
-	if !d.lit("{") {
+	if !d.char('{') {
 		return false
 	}
 	m := make(map[string]string)
 	*p = m
-	if d.lit("}") {
+	if d.char('}') {
 		return true
 	}
 	for {
 		k, ok := d.shared()
-		if !ok || !d.lit(":") {
+		if !ok || !d.char(':') {
 			return false
 		}
 		v, ok := d.shared()
@@ -430,124 +626,11 @@ func (d *listScanner) stringMap(p *map[string]string) bool {
 			return false
 		}
 		m[k] = v
-		if d.lit("}") {
+		if d.char('}') {
 			return true
 		}
-		if !d.lit(",") {
+		if !d.char(',') {
 			return false
 		}
 	}
-}
-
-// timeInto reads a time string. parseTime checks every byte of it, so the
-// string needs no scan of its own: only its end is looked for.
-func (d *listScanner) timeInto(p *time.Time) bool {
-	if d.i >= len(d.s) || d.s[d.i] != '"' {
-		return false
-	}
-	rest := d.s[d.i+1:]
-	n := strings.IndexByte(rest[:min(len(rest), len("2006-01-02T15:04:05.999999999Z")+1)], '"')
-	if n < 0 {
-		return false
-	}
-	t, ok := d.parseTime(rest[:n])
-	if !ok {
-		return false
-	}
-	*p = t
-	d.i += n + 2
-	return true
-}
-
-// parseTime parses the form the server writes, RFC 3339 in UTC with 0 to 9
-// digits of fraction: 2006-01-02T15:04:05.999999999Z. It refuses anything
-// else, including values time.Parse would refuse (day 31 of a 30-day month,
-// hour 24), which the caller then leaves to encoding/json. The times of
-// one answer mostly fall on one day: the day last parsed is remembered.
-func (d *listScanner) parseTime(s string) (time.Time, bool) {
-	const base = len("2006-01-02T15:04:05Z")
-	if len(s) < base || len(s) == base+1 || len(s) > base+10 ||
-		s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[len(s)-1] != 'Z' {
-		return time.Time{}, false
-	}
-	if s[:10] != d.day {
-		midnight, ok := parseDay(s[:10])
-		if !ok {
-			return time.Time{}, false
-		}
-		d.day, d.dayUnix = s[:10], midnight
-	}
-	hour, ok1 := digits2(s, 11)
-	minute, ok2 := digits2(s, 14)
-	sec, ok3 := digits2(s, 17)
-	if !(ok1 && ok2 && ok3) || hour > 23 || minute > 59 || sec > 59 {
-		return time.Time{}, false
-	}
-	nsec := 0
-	if len(s) > base {
-		if s[19] != '.' {
-			return time.Time{}, false
-		}
-		frac := s[20 : len(s)-1]
-		n, ok := digits(frac)
-		if !ok {
-			return time.Time{}, false
-		}
-		for range 9 - len(frac) {
-			n *= 10
-		}
-		nsec = n
-	}
-	// time.Unix(…).UTC() is the same value as time.Date(…, time.UTC).
-	return time.Unix(d.dayUnix+int64(hour*3600+minute*60+sec), int64(nsec)).UTC(), true
-}
-
-// parseDay parses 2006-01-02 into the Unix time of its midnight, UTC.
-func parseDay(s string) (int64, bool) {
-	if len(s) != 10 || s[4] != '-' || s[7] != '-' {
-		return 0, false
-	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits2(s, 5)
-	day, ok3 := digits2(s, 8)
-	if !(ok1 && ok2 && ok3) || month < 1 || month > 12 || day < 1 || day > daysIn(month, year) {
-		return 0, false
-	}
-	return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC).Unix(), true
-}
-
-// digits2 parses the two decimal digits of s at i.
-func digits2(s string, i int) (int, bool) {
-	a, b := s[i]-'0', s[i+1]-'0'
-	return int(a)*10 + int(b), a <= 9 && b <= 9
-}
-
-// digits parses a run of 1 to 9 decimal digits.
-func digits(s string) (int, bool) {
-	if len(s) == 0 || len(s) > 9 {
-		return 0, false
-	}
-	n := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-// daysIn is the number of days of month in year (proleptic Gregorian).
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/state"
 )
 
 // The server's hand-written encoder writes the bytes encoding/json writes
@@ -93,6 +95,7 @@ func sampleList() api.List[api.Instance] {
 // same error, as before).
 func TestDecodeInstanceList(t *testing.T) {
 	plain := encodeList(t, sampleList())
+	is64 := strconv.IntSize == 64 // an int holds any int64
 	cases := []struct {
 		name string
 		body string
@@ -109,6 +112,11 @@ func TestDecodeInstanceList(t *testing.T) {
 		{"other case of a key", strings.Replace(plain, `"port":8080`, `"Port":8080`, 1), false},
 		{"float port", strings.Replace(plain, `"port":8080`, `"port":8080.0`, 1), false},
 		{"huge port", strings.Replace(plain, `"port":8080`, `"port":99999999999999999999`, 1), false},
+		{"largest port", strings.Replace(plain, `"port":8080`, `"port":9223372036854775807`, 1), is64},
+		{"smallest port", strings.Replace(plain, `"port":8080`, `"port":-9223372036854775808`, 1), is64},
+		{"19-digit port", strings.Replace(plain, `"port":8080`, `"port":1000000000000000000`, 1), is64},
+		{"port past int64", strings.Replace(plain, `"port":8080`, `"port":9223372036854775808`, 1), false},
+		{"port past int64, negative", strings.Replace(plain, `"port":8080`, `"port":-9223372036854775809`, 1), false},
 		{"leading zero", strings.Replace(plain, `"port":8080`, `"port":08080`, 1), false},
 		{"time with offset", strings.Replace(plain, `"2026-03-04T05:06:07.89Z"`, `"2026-03-04T06:06:07.89+01:00"`, 1), false},
 		{"day out of range", strings.Replace(plain, `"2026-03-04T05:06:07.89Z"`, `"2026-02-30T05:06:07.89Z"`, 1), false},
@@ -267,15 +275,24 @@ func TestParseTime(t *testing.T) {
 		"2026-03-04T05:06:07.1234567890Z", "2026-03-04T05:06:07+00:00", "2026-03-04 05:06:07Z",
 		"2026-3-04T05:06:07Z", "2026-03-04T05:06:07,5Z", "+026-03-04T05:06:07Z", "2026-03-04T05:06:07z",
 		"2026-03-04T23:59:59.5Z", "2026-03-04T0a:00:00Z", "2026-03-04T00:00:0/Z", "2026-03-05T00:00:00Z",
+		"2026-03-04T05:06:07.5", "2026-03-04T05:06:07", "", "2026-03-04", "2026-03-04T05:06:07.12345678Z",
+		"2026-03-04T05:06:07.1234Z", "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00T05:06:07Z", "2026-03-04T05:06:07Zx",
 	}
 	// One scanner through every case, as one body's times go through one:
-	// it remembers the last day parsed.
+	// it remembers the last date read.
 	shared := new(listScanner)
 	for _, s := range append(cases, cases...) {
 		t.Run(s, func(t *testing.T) {
-			got, ok := new(listScanner).parseTime(s)
-			if got2, ok2 := shared.parseTime(s); ok2 != ok || !reflect.DeepEqual(got2, got) {
-				t.Fatalf("after other days: %v, %v; alone: %v, %v", got2, ok2, got, ok)
+			got, ok := parseTime(s)
+			// The scanner reads a time after its opening quote, at fixed
+			// offsets when the body is long enough, else as parseTime.
+			for _, body := range []string{s + `"` + strings.Repeat(",", longestTime), s + `"`} {
+				shared.s, shared.i = body, 0
+				var got2 time.Time
+				ok2 := shared.time(timeExpires, &got2)
+				if ok2 != ok || !reflect.DeepEqual(got2, got) || (ok && shared.i != len(s)+1) {
+					t.Fatalf("in %q: %v, %v (next %d); parseTime: %v, %v", body, got2, ok2, shared.i, got, ok)
+				}
 			}
 			var want time.Time
 			err := want.UnmarshalJSON([]byte(`"` + s + `"`))
@@ -302,12 +319,20 @@ func FuzzDecodeInstanceList(f *testing.F) {
 	f.Add(strings.Replace(plain, `"i-1"`, `"i\"1"`, 1))
 	f.Add(plain[:100])
 	f.Add("")
+	// Alike instances: the decoder takes repeated fields from the
+	// previous instance.
+	alike := benchList()
+	alike.Values = alike.Values[:3]
+	alike.Values[1].Metadata = map[string]string{"k": "v"}
+	f.Add(encodeList(f, alike))
 	f.Fuzz(func(t *testing.T, body string) {
 		checkSame(t, body)
 	})
 }
 
-// benchList is a lookup answer of the bench: 100 instances of one service.
+// benchList is a lookup answer of the bench: 100 instances of one service,
+// as `muster bench --scenario lookup` registers them (one address, ports
+// and ids that differ, one tag, millisecond times).
 func benchList() api.List[api.Instance] {
 	at := time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC)
 	l := api.List[api.Instance]{Metadata: api.ListMetadata{Count: 100, Limit: 10000}}
@@ -321,31 +346,95 @@ func benchList() api.List[api.Instance] {
 	return l
 }
 
+// variedList is a service's 100 instances as a deployment has them: an
+// address each, one port, a revision, endpoints, two tags, a zone in the
+// metadata, a few critical, times to the nanosecond.
+func variedList() api.List[api.Instance] {
+	at := time.Date(2026, 3, 4, 23, 59, 58, 123_456_789, time.UTC)
+	l := api.List[api.Instance]{Metadata: api.ListMetadata{Count: 100, Limit: 1000}}
+	for i := range 100 {
+		status := api.StatusPassing
+		if i%17 == 0 {
+			status = api.StatusCritical
+		}
+		reg := at.Add(-time.Duration(i) * 7919 * time.Millisecond)
+		l.Values = append(l.Values, api.Instance{
+			Namespace: "payments", Service: "ledger-api", ID: fmt.Sprintf("ledger-api-7f9c%04x", uint32(i)*2654435761%65536), RevisionTag: "v2.14.3",
+			Address: fmt.Sprintf("10.12.%d.%d", i/50, 10+i%50), Port: 8443, PublicURL: fmt.Sprintf("https://ledger-%d.payments.example", i),
+			Endpoints: []string{"/v1/ledger", "/healthz"}, Tags: []string{"grpc", "primary"},
+			Metadata: map[string]string{"zone": []string{"eu-west-1a", "eu-west-1b", "eu-west-1c"}[i%3]}, HeartbeatTimeout: 30, Status: status,
+			RegisteredAt: reg, LastHeartbeatAt: at.Add(-time.Duration(i) * 3 * time.Millisecond), ExpiresAt: at.Add(30*time.Second - time.Duration(i)*3*time.Millisecond),
+		})
+	}
+	return l
+}
+
+// serverBody is l as the server writes a list answer: the frame of
+// internal/httpapi's appendInstanceList around state.AppendInstanceJSON.
+// The server's encoder is held to encoding/json's bytes by its own tests;
+// this checks it once more on the bodies the benchmark decodes.
+func serverBody(t tb, l api.List[api.Instance]) string {
+	t.Helper()
+	b := []byte(`{"values":[`)
+	for i := range l.Values {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = state.AppendInstanceJSON(b, &l.Values[i], state.MetadataOf(l.Values[i].Metadata)); !ok {
+			t.Fatal("the server's encoder refused a time")
+		}
+	}
+	b = fmt.Appendf(b, `],"metadata":{"count":%d,"limit":%d,"next_marker":null}}`+"\n", l.Metadata.Count, l.Metadata.Limit)
+	if string(b) != encodeList(t, l) {
+		t.Fatalf("the server's encoder and encoding/json differ:\n%s\n%s", b, encodeList(t, l))
+	}
+	return string(b)
+}
+
 // BenchmarkDecodeInstanceList compares the SDK's decoding of a 100-instance
 // answer before (encoding/json) and after (the fast path, including a copy
-// of the body, as reading it into a pooled buffer costs).
+// of the body, as reading it into a pooled buffer costs), on the bench's
+// lookup answer and on a more varied one.
+//
+//	go test -run '^$' -bench DecodeInstanceList -benchmem ./client
 func BenchmarkDecodeInstanceList(b *testing.B) {
-	body := encodeList(b, benchList())
-	b.Run("encoding-json", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := slowDecode(body); err != nil {
-				b.Fatal(err)
+	for _, list := range []struct {
+		name string
+		l    api.List[api.Instance]
+	}{{"bench", benchList()}, {"varied", variedList()}} {
+		body := serverBody(b, list.l)
+		b.Run(list.name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := slowDecode(body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("fast", func(b *testing.B) {
-		b.SetBytes(int64(len(body)))
-		b.ReportAllocs()
-		buf := make([]byte, len(body))
-		for b.Loop() {
-			copy(buf, body)
-			if _, ok := decodeInstanceList(buf); !ok {
-				b.Fatal("fast path refused the server's shape")
+		})
+		b.Run(list.name+"/fast", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			buf := make([]byte, len(body))
+			for b.Loop() {
+				copy(buf, body)
+				if _, ok := decodeInstanceList(buf); !ok {
+					b.Fatal("fast path refused the server's shape")
+				}
 			}
+		})
+	}
+}
+
+// The benchmarks' bodies are server-shaped: the fast path takes them, and
+// gives what encoding/json gives.
+func TestDecodeInstanceListBenchBodies(t *testing.T) {
+	for _, l := range []api.List[api.Instance]{benchList(), variedList()} {
+		if !checkSame(t, serverBody(t, l)) {
+			t.Fatal("fast path refused the server's shape")
 		}
-	})
+	}
 }
 
 // ListInstances reads answers of known and unknown length (chunked), and

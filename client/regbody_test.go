@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -72,18 +73,13 @@ func TestRegistrationBodyIsEncodingJSONs(t *testing.T) {
 func TestRegistrationBodyMatchesEncodingJSON(t *testing.T) {
 	chars := []string{"a", "Z", "0", "-", ".", " ", "/", "~", "<", ">", "&", `"`, `\`, "\n", "\x7f", "é", "\xff", "\u2028"}
 	rapid.Check(t, func(t *rapid.T) {
-		plain := true
 		odd := rapid.Bool().Draw(t, "odd")
 		str := func(label string) string {
 			cs := chars[:8]
 			if odd && rapid.Bool().Draw(t, label+" odd") {
 				cs = chars
 			}
-			s := strings.Join(rapid.SliceOfN(rapid.SampledFrom(cs), 0, 5).Draw(t, label), "")
-			for i := 0; i < len(s); i++ {
-				plain = plain && isPlainOut(s[i])
-			}
-			return s
+			return strings.Join(rapid.SliceOfN(rapid.SampledFrom(cs), 0, 5).Draw(t, label), "")
 		}
 		strs := func(label string) []string {
 			n := rapid.IntRange(-1, 3).Draw(t, label)
@@ -106,6 +102,24 @@ func TestRegistrationBodyMatchesEncodingJSON(t *testing.T) {
 			for range n {
 				req.Metadata[str("key")] = str("value")
 			}
+		}
+		// Plain is judged on the request as built: a metadata key drawn
+		// twice keeps only its last value.
+		plain := true
+		check := func(s string) {
+			for i := 0; i < len(s); i++ {
+				plain = plain && isPlainOut(s[i])
+			}
+		}
+		for _, s := range []string{req.ID, req.RevisionTag, req.Address, req.PublicURL} {
+			check(s)
+		}
+		for _, s := range slices.Concat(req.Endpoints, req.Tags) {
+			check(s)
+		}
+		for k, v := range req.Metadata {
+			check(k)
+			check(v)
 		}
 		if hand := checkRegistrationBody(t, req); hand != plain {
 			t.Fatalf("%+v: encoded by hand: %v, want %v", req, hand, plain)

@@ -96,6 +96,7 @@ The result is a table, or with -o json one JSON object on the last line
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "length of the measured phase (expiry: until every instance expired)")
 	f.IntVar(&cfg.Instances, "instances", 1000, "instances prepared first (heartbeat, lookup, expiry, batch, mixed)")
 	f.IntVar(&cfg.Watchers, "watchers", 100, "event streams of the watch scenario")
+	f.IntVar(&cfg.Others, "others", 10_000, "other instances the expiry scenario heartbeats, each once a second, while its wave expires")
 	f.StringVar(&cfg.Namespace, "namespace", "bench", "namespace for everything the run creates")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with the embedded server: of the server too)")
 	f.StringVar(&memProfile, "memprofile", "", "write a heap profile at the end of the run")
@@ -224,7 +225,7 @@ func checkBenchFlags(cfg bench.Config) error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"concurrency", cfg.Concurrency}, {"instances", cfg.Instances}, {"watchers", cfg.Watchers}} {
+	}{{"concurrency", cfg.Concurrency}, {"instances", cfg.Instances}, {"watchers", cfg.Watchers}, {"others", cfg.Others}} {
 		if f.v < 1 {
 			return fmt.Errorf("--%s must be at least 1, not %d", f.name, f.v)
 		}

@@ -39,7 +39,7 @@ func TestBenchScenarios(t *testing.T) {
 		t.Run(sc, func(t *testing.T) {
 			t.Parallel()
 			args := []string{"bench", "-o", "json", "--scenario", sc, "--namespace", "bench-" + sc,
-				"--duration", "400ms", "--concurrency", "4", "--instances", "40", "--watchers", "5"}
+				"--duration", "400ms", "--concurrency", "4", "--instances", "40", "--watchers", "5", "--others", "20"}
 			out, stderr, code := run(t, srv.URL, args...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)

@@ -41,6 +41,10 @@ type Config struct {
 	Instances int
 	// Watchers is how many event streams the watch scenario opens (default 100).
 	Watchers int
+	// Others is how many other instances the expiry scenario keeps
+	// heartbeating, each once a second, while its wave expires (default
+	// 10,000).
+	Others int
 	// Namespace holds everything the run creates (default "bench"); use a
 	// fresh one per run against a shared server.
 	Namespace string
@@ -62,6 +66,9 @@ func (c *Config) defaults() {
 	if c.Watchers <= 0 {
 		c.Watchers = 100
 	}
+	if c.Others <= 0 {
+		c.Others = 10_000
+	}
 	if c.Namespace == "" {
 		c.Namespace = "bench"
 	}
@@ -74,6 +81,7 @@ type Result struct {
 	Concurrency int     `json:"concurrency"`
 	Instances   int     `json:"instances,omitempty"`
 	Watchers    int     `json:"watchers,omitempty"`
+	Others      int     `json:"others,omitempty"` // expiry: other instances heartbeating meanwhile
 	DurationS   float64 `json:"duration_s"`
 	Ops         uint64  `json:"ops"`
 	OpsPerS     float64 `json:"ops_per_s"`

@@ -21,17 +21,17 @@ func expiryTimeout(n int) int {
 
 // expiry: --instances instances are renewed together once, then stop; the
 // lateness of each instance.timeout event (arrival at a watcher minus the
-// deadline it carries) is the result, while the workers heartbeat other
-// instances and measure that.
+// deadline it carries) is the result, while the workers heartbeat --others
+// other instances, each once a second, and measure that.
 func (b *bench) expiry(ctx context.Context, res *Result) error {
 	n := b.cfg.Instances
-	res.Instances = n
+	res.Instances, res.Others = n, b.cfg.Others
 	t0 := time.Now()
 	dying, err := b.prepare(ctx, []string{"expiry"}, n, expiryTimeout(n))
 	if err != nil {
 		return err
 	}
-	alive, err := b.prepare(ctx, []string{"alive"}, b.cfg.Concurrency, maxTimeout)
+	alive, err := b.prepare(ctx, []string{"alive"}, b.cfg.Others, maxTimeout)
 	if err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 
 	// Heartbeat the others until every expiry has arrived (or a minute past
 	// the deadlines).
-	hctx, stopBeats := context.WithCancel(ctx)
+	hctx, stopBeats := context.WithTimeout(ctx, time.Duration(expiryTimeout(n))*time.Second+60*time.Second)
 	go func() {
 		select {
 		case <-allExpired:
@@ -107,15 +107,7 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 	}()
 	var he errs
 	start := time.Now()
-	hb, _ := b.loop(hctx, len(alive), time.Duration(expiryTimeout(n))*time.Second+60*time.Second, &he, func(ctx context.Context, w, i int) error {
-		m := &alive[w]
-		r, err := b.c.Heartbeat(ctx, b.cfg.Namespace, m.svc, m.id, m.token)
-		if err != nil {
-			return err
-		}
-		m.token = r.Token
-		return nil
-	})
+	hb := b.pacedBeats(hctx, alive, b.cfg.Concurrency, time.Second, &he)
 	elapsed := time.Since(start)
 	stopBeats()
 	stopWatcher()
@@ -218,4 +210,68 @@ func (b *bench) mixed(ctx context.Context, res *Result) error {
 	})
 	b.fill(res, h, el, &e)
 	return nil
+}
+
+// pacedBeats heartbeats members until ctx ends, each once per every, spread
+// evenly over workers goroutines, and records the latency of each heartbeat
+// (not the wait before it). A worker behind its schedule sends its next
+// heartbeat at once.
+func (b *bench) pacedBeats(ctx context.Context, members []member, workers int, every time.Duration, e *errs) *Histogram {
+	workers = max(min(workers, len(members)), 1)
+	hists := make([]*Histogram, workers)
+	var ops atomic.Uint64
+	stopProgress := b.progress(&ops, e)
+	defer stopProgress()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		h := new(Histogram)
+		hists[w] = h
+		wg.Go(func() {
+			var mine []*member // members w, w+workers, ...
+			for i := w; i < len(members); i += workers {
+				mine = append(mine, &members[i])
+			}
+			if len(mine) == 0 {
+				return
+			}
+			gap := every / time.Duration(len(mine))
+			next := start.Add(every * time.Duration(w) / time.Duration(len(members)))
+			t := time.NewTimer(0)
+			defer t.Stop()
+			for i := 0; ; i++ {
+				if d := time.Until(next); d > 0 {
+					t.Reset(d)
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+					}
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				m := mine[i%len(mine)]
+				t0 := time.Now()
+				r, err := b.c.Heartbeat(ctx, b.cfg.Namespace, m.svc, m.id, m.token)
+				switch {
+				case ctx.Err() != nil && err != nil:
+					return // cut short by the end of the run: not an error
+				case err != nil:
+					e.add(err)
+				default:
+					m.token = r.Token
+					h.Record(time.Since(t0))
+					ops.Add(1)
+				}
+				next = next.Add(gap)
+			}
+		})
+	}
+	wg.Wait()
+	total := new(Histogram)
+	for _, h := range hists {
+		total.Merge(h)
+	}
+	return total
 }

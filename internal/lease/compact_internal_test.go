@@ -6,21 +6,6 @@ import (
 	"testing"
 )
 
-// reload opens the journal file at path afresh and returns what it loads.
-func reload(t *testing.T, path string) map[uint64]string {
-	t.Helper()
-	j, err := OpenFileJournal(path, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	got, err := j.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
 // setCompactHook sets the hook under the compaction's lock: the background
 // loop may be compacting too.
 func setCompactHook(j *FileJournal, hook func()) {
@@ -63,7 +48,7 @@ func TestCompactionLetsAppendsThrough(t *testing.T) {
 	if err := j.Append(3, want[3]); err != nil {
 		t.Fatal(err)
 	}
-	if got := reload(t, path); !maps.Equal(got, want) {
+	if got := loadFile(t, path); !maps.Equal(got, want) {
 		t.Fatalf("compacted journal loads %v, want %v", got, want)
 	}
 	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
@@ -121,7 +106,7 @@ func TestCompactionAbandonedWhenAnAppendFails(t *testing.T) {
 	if got := size(t, path); got != int64(len(live))*recordBytes {
 		t.Fatalf("a second later the journal is %d bytes, want the %d live records", got, len(live))
 	}
-	if got := reload(t, path); !maps.Equal(got, live) {
+	if got := loadFile(t, path); !maps.Equal(got, live) {
 		t.Fatalf("compacted journal loads %v, want %v", got, live)
 	}
 }

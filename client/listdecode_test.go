@@ -54,22 +54,30 @@ func slowDecode(body string) (api.List[api.Instance], error) {
 // value. It reports whether the fast path answered.
 func checkSame(t tb, body string) bool {
 	t.Helper()
+	return agreesWithJSON(t, body, decodeInstanceList)
+}
+
+// agreesWithJSON holds a fast decoder to encoding/json on body, as
+// checkSame describes, for any answer type.
+func agreesWithJSON[T any](t tb, body string, fast func([]byte) (T, bool)) bool {
+	t.Helper()
 	buf := []byte(body)
-	fast, ok := decodeInstanceList(buf)
+	got, ok := fast(buf)
 	// The buffer is reused for the next answer: nothing decoded may
 	// refer to it.
 	for i := range buf {
 		buf[i] = '#'
 	}
-	want, err := slowDecode(body)
+	var want T
+	err := json.NewDecoder(strings.NewReader(body)).Decode(&want)
 	if !ok {
 		return false
 	}
 	if err != nil {
 		t.Fatalf("fast path accepted what encoding/json refuses (%v):\n%q", err, body)
 	}
-	if !reflect.DeepEqual(fast, want) {
-		t.Fatalf("fast path differs from encoding/json on\n%q\n fast %#v\n want %#v", body, fast, want)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("fast path differs from encoding/json on\n%q\n fast %#v\n want %#v", body, got, want)
 	}
 	return true
 }

@@ -101,16 +101,10 @@ type batchReader struct {
 // str consumes `key":"value"` (the quote before key is already consumed)
 // and returns the value's bytes.
 func (r *batchReader) str(key string) ([]byte, bool) {
-	if !r.lit(key) || !r.lit(`":"`) {
+	if !r.lit(key) || !r.lit(`":`) {
 		return nil, false
 	}
-	end, ok := plainString(r.b, r.i)
-	if !ok {
-		return nil, false
-	}
-	v := r.b[r.i:end]
-	r.i = end + 1
-	return v, true
+	return r.quoted()
 }
 
 // shared returns v as a string, reusing prev when it holds the same bytes.

@@ -25,8 +25,8 @@ import (
 // (listScanner.memo), and so are those of each string, list and map field
 // with the key after it: when the body continues with the same bytes, the
 // fields have the previous instance's values, and one comparison replaces
-// scans, key checks and copies. Only the id, the integers and the times
-// are read every time. Times are read at fixed offsets, a word at a time.
+// scans, key checks and copies. Only the id, the port and the times are
+// read every time (heartbeat_timeout is inside a remembered run). Times are read at fixed offsets, a word at a time.
 //
 // It produces what encoding/json would produce into a zero
 // api.List[api.Instance], or reports ok false as soon as it meets anything
@@ -39,8 +39,8 @@ import (
 // Fields of an instance whose bytes are remembered from the previous one
 // (listScanner.memo). Each step is the field's value and the key that
 // follows it, up to the opening quote of the next value when that is a
-// string. Integers are not remembered: reading a few digits costs no more
-// than comparing them.
+// string. The port is not remembered on its own: reading a few digits costs
+// no more than comparing them (heartbeat_timeout sits inside a run).
 const (
 	stepNamespace = iota
 	stepService

@@ -188,16 +188,14 @@ func TestTimeProperty(t *testing.T) {
 		var want time.Time
 		err := want.UnmarshalJSON([]byte(`"` + string(s) + `"`))
 		serverForm := err == nil && s[len(s)-1] == 'Z' && !strings.ContainsAny(string(s), `,"`)
-		for _, body := range []string{string(s) + `"` + strings.Repeat(",", longestTime), string(s) + `"`} {
-			d := listScanner{s: body}
-			var got time.Time
-			ok := d.time(rapid.IntRange(0, timeFields-1).Draw(t, "field"), &got)
-			if ok && (err != nil || !reflect.DeepEqual(got, want) || d.i != len(s)+1) {
-				t.Fatalf("time(%q) = %v (next %d), UnmarshalJSON = %v, %v", s, got, d.i, want, err)
-			}
-			if !ok && serverForm {
-				t.Fatalf("time refused %q, which the server writes", s)
-			}
+		d := listScanner{s: string(s) + `"` + strings.Repeat(",", longestTime)}
+		var got time.Time
+		ok := d.time(rapid.IntRange(0, timeFields-1).Draw(t, "field"), &got)
+		if ok && (err != nil || !reflect.DeepEqual(got, want) || d.i != len(s)+1) {
+			t.Fatalf("time(%q) = %v (next %d), UnmarshalJSON = %v, %v", s, got, d.i, want, err)
+		}
+		if !ok && serverForm {
+			t.Fatalf("time refused %q, which the server writes", s)
 		}
 	})
 }

@@ -1,8 +1,6 @@
 package client
 
 import (
-	"bytes"
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -18,16 +16,7 @@ func checkSameRegistration(t tb, body string) bool {
 	return agreesWithJSON(t, body, decodeRegistration)
 }
 
-func encodeRegistration(t tb, r api.Registration) string {
-	t.Helper()
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
-}
+func encodeRegistration(t tb, r api.Registration) string { return encodeCompact(t, r) }
 
 func TestDecodeRegistration(t *testing.T) {
 	plain := encodeRegistration(t, api.Registration{Instance: sampleList().Values[0], Token: "tok-1"})
@@ -67,5 +56,20 @@ func TestDecodeRegistrationProperty(t *testing.T) {
 		if !checkSameRegistration(t, encodeRegistration(t, r)) {
 			t.Fatalf("fast path refused the server's shape")
 		}
+	})
+}
+
+// FuzzDecodeRegistration: on any input, the fast path either answers what
+// encoding/json answers or leaves the body to it. `go test` runs the seeds.
+func FuzzDecodeRegistration(f *testing.F) {
+	plain := encodeRegistration(f, api.Registration{Instance: sampleList().Values[0], Token: "tok-1"})
+	f.Add(plain)
+	f.Add(encodeRegistration(f, api.Registration{}))
+	f.Add(strings.Replace(plain, `"token":"tok-1"`, `"token":""`, 1))
+	f.Add(strings.Replace(plain, `"tok-1"`, `"tok\"1"`, 1))
+	f.Add(plain[:len(plain)-3])
+	f.Add("")
+	f.Fuzz(func(t *testing.T, body string) {
+		checkSameRegistration(t, body)
 	})
 }

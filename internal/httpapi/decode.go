@@ -63,10 +63,7 @@ func decodeBody(body []byte, v any) (map[string]bool, error) {
 func decodeError(err error) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
-		return errTooLarge
 	case errors.Is(err, io.EOF):
 		return invalidJSON("the request body is empty; a JSON object is required")
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -28,8 +28,6 @@ func invalidJSON(format string, args ...any) error {
 	return &httpError{http.StatusBadRequest, api.ErrInvalidJSON, "The request body is not valid JSON.", fmt.Sprintf(format, args...)}
 }
 
-var errTooLarge = tooLarge(api.MaxBodyBytes)
-
 func tooLarge(limit int64) error {
 	return &httpError{http.StatusRequestEntityTooLarge, api.ErrRequestTooLarge, "Request body too large.", fmt.Sprintf("bodies of this route are limited to %d bytes", limit)}
 }

@@ -76,7 +76,7 @@ type Handler struct {
 	mux         *http.ServeMux
 	drain       chan struct{}
 	fan         *fanout.Hub // hands new events to event streams
-	bufs        bufPool     // encoding buffers of instance lists
+	bufs        bufPool     // buffers of request bodies and encoded answers
 	lists       listCache   // encoded unfiltered instance lists
 	batches     batchPool
 }

@@ -157,7 +157,7 @@ func (h *Handler) patchInstance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := &fsm.PatchInstance{Time: h.stamp(), Key: ik, Patch: p}
-	if inst, _, err := h.store.Instance(ik); err == nil {
+	if inst, ok := h.store.FindInstance(ik); ok {
 		// A patch does not renew the lease: its event shows the lease as it
 		// is. A registration past its deadline is dead, as for a heartbeat.
 		l, ok := h.leases.Get(ik, inst.RegIndex)

@@ -71,22 +71,20 @@ type FileJournal struct {
 	// before queueing them, so the queue's lock is held only for a copy.
 	scratch sync.Pool
 
-	// cmu is held by a compaction throughout; failuresSeen and compactHook
-	// are the compaction's own.
-	cmu          sync.Mutex
-	failuresSeen uint64
-	compactHook  func() // tests: runs after the copy, before the swap
+	// cmu is held by a compaction throughout; compactHook is the
+	// compaction's own.
+	cmu         sync.Mutex
+	compactHook func() // tests: runs after the copy, before the swap
 
-	mu       sync.Mutex // guards the fields below
-	live     func() map[uint64]string
-	failures uint64 // appends whose write(2) failed
-	f        *os.File
-	records  int    // records in the file
-	size     int64  // bytes of whole records in the file
-	writes   uint64 // write(2) calls of appends that succeeded
-	dirty    bool
-	stop     chan struct{}
-	done     chan struct{}
+	mu      sync.Mutex // guards the fields below
+	live    func() map[uint64]string
+	f       *os.File
+	records int    // records in the file
+	size    int64  // bytes of whole records in the file
+	writes  uint64 // write(2) calls of appends that succeeded
+	dirty   bool
+	stop    chan struct{}
+	done    chan struct{}
 }
 
 // group is records queued for one write(2). Once done is closed, err is the
@@ -114,6 +112,12 @@ const (
 // set, returns the current token of every live registration; it is used to
 // compact the file.
 func OpenFileJournal(path string, log *slog.Logger, live func() map[uint64]string) (*FileJournal, error) {
+	return openFileJournal(path, log, live, true)
+}
+
+// openFileJournal is OpenFileJournal; without loop no background goroutine
+// syncs or compacts (tests that compact by hand).
+func openFileJournal(path string, log *slog.Logger, live func() map[uint64]string, loop bool) (*FileJournal, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -123,7 +127,11 @@ func OpenFileJournal(path string, log *slog.Logger, live func() map[uint64]strin
 	}
 	j := &FileJournal{path: path, log: log, live: live, f: f, stop: make(chan struct{}), done: make(chan struct{}),
 		writer: make(chan struct{}, 1), open: newGroup(nil)}
-	go j.syncLoop()
+	if loop {
+		go j.syncLoop()
+	} else {
+		close(j.done)
+	}
 	return j, nil
 }
 
@@ -280,7 +288,6 @@ func (j *FileJournal) writeOpen(g *group) error {
 // off, so a torn record never sits before later good ones.
 func (j *FileJournal) write(b []byte, n int) error {
 	if _, err := j.f.Write(b); err != nil {
-		j.failures++
 		if terr := j.f.Truncate(j.size); terr == nil {
 			_, _ = j.f.Seek(j.size, io.SeekStart)
 		}
@@ -293,34 +300,36 @@ func (j *FileJournal) write(b []byte, n int) error {
 	return nil
 }
 
-// compactIfLarge rewrites the file with the live tokens when it holds more
-// than four times as many records as there are live registrations.
+// compactIfLarge rewrites the file with one record per live registration
+// when it holds more than four times as many records as there are live
+// registrations.
 //
-// Appends go on while it runs: the copy of the live tokens is written and
-// synced without the lock; under the lock it then adds the records appended
-// since it began (read back from the old file), syncs them and swaps the
-// files. The live set is read after the old file's length is noted, and a
-// token is in the table before its record is written, so every record before
-// that length is covered by the live set or by a newer record after it.
-//
-// A token whose append failed is undone from the table, but the live set may
-// have caught it before the undo: a compaction during which, or within a
-// second before which, any append failed is abandoned, and tried again a
-// second later.
+// Appends go on while it runs. It notes the file's length, asks which
+// registrations are live, and copies, for each, the newest record before
+// that length, read back from the file: only tokens that were written are
+// ever copied (a rotation whose append failed is undone in the table, but
+// the table may still show it when asked). The copy is written and synced
+// without the lock; the records appended since are then copied after it,
+// most without the lock and the last few under it, before the files are
+// swapped.
 func (j *FileJournal) compactIfLarge() error {
 	j.cmu.Lock()
 	defer j.cmu.Unlock()
 	j.mu.Lock()
-	live, records, mark, failures := j.live, j.records, j.size, j.failures
+	live, records, mark, old := j.live, j.records, j.size, j.f
 	j.mu.Unlock()
-	recent := failures != j.failuresSeen
-	j.failuresSeen = failures
-	if live == nil || records < minCompact || recent {
+	if live == nil || records < minCompact {
 		return nil
 	}
-	tokens := live()
-	if tokens == nil || records < 4*len(tokens) {
+	alive := live()
+	if alive == nil || records < 4*len(alive) {
 		return nil
+	}
+	// Whole records below j.size are never written again, and old is not
+	// closed while cmu is held: they are read without the lock.
+	newest, err := newestRecords(old, mark, alive)
+	if err != nil {
+		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
 	tmp := j.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -335,30 +344,21 @@ func (j *FileJournal) compactIfLarge() error {
 		}
 	}()
 	w := bufio.NewWriterSize(f, 1<<16)
-	var rec [recordBytes]byte
-	written := 0
-	for idx, tok := range tokens {
-		if len(tok) != tokenBytes {
-			continue
-		}
-		encodeRecord(rec[:], idx, tok)
+	for _, rec := range newest {
 		_, _ = w.Write(rec[:])
-		written++
 	}
-	// Assign the outer err: a failed flush or sync must stop the rename, or
-	// a short copy would replace the journal and lose live tokens.
-	if err = w.Flush(); err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
+	// Assign the outer err: a failed flush must stop the rename, or a short
+	// copy would replace the journal and lose live tokens.
+	if err = w.Flush(); err != nil {
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
-	// The records appended meanwhile: most without the lock (whole records
-	// below j.size are never written again), the last few under it.
 	j.mu.Lock()
-	old, upTo := j.f, j.size
+	upTo := j.size
 	j.mu.Unlock()
 	if err := copyRange(f, old, mark, upTo); err != nil {
+		return fmt.Errorf("lease: compacting token journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
 	if j.compactHook != nil {
@@ -366,10 +366,6 @@ func (j *FileJournal) compactIfLarge() error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.failures != failures {
-		j.log.Warn("token journal compaction abandoned: an append failed during it")
-		return nil
-	}
 	if err := copyRange(f, j.f, upTo, j.size); err != nil {
 		return fmt.Errorf("lease: compacting token journal: %w", err)
 	}
@@ -381,15 +377,37 @@ func (j *FileJournal) compactIfLarge() error {
 	}
 	// The rename must be durable before an append to the new file is
 	// acknowledged, so the directory is synced under the lock.
-	syncDir(filepath.Dir(j.path))
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		j.log.Error("token journal compaction: syncing the directory failed", "err", err)
+	}
 	swapped = true
 	j.f.Close()
 	j.f = f
 	tail := j.size - mark
-	j.records = written + int(tail/recordBytes)
-	j.size = int64(written)*recordBytes + tail
+	j.records = len(newest) + int(tail/recordBytes)
+	j.size = int64(len(newest))*recordBytes + tail
 	j.dirty = false
 	return nil
+}
+
+// newestRecords reads the records of f before offset end and returns the
+// newest one of each registration in alive.
+func newestRecords(f *os.File, end int64, alive map[uint64]string) (map[uint64][recordBytes]byte, error) {
+	out := make(map[uint64][recordBytes]byte, len(alive))
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, end), 1<<16)
+	var rec [recordBytes]byte
+	for {
+		if _, err := io.ReadFull(r, rec[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, err
+		}
+		idx := binary.LittleEndian.Uint64(rec[:8])
+		if _, ok := alive[idx]; ok {
+			out[idx] = rec
+		}
+	}
 }
 
 // copyRange appends the bytes [from, to) of src to dst.
@@ -397,15 +415,20 @@ func copyRange(dst, src *os.File, from, to int64) error {
 	if to <= from {
 		return nil
 	}
-	_, err := io.Copy(dst, io.NewSectionReader(src, from, to-from))
+	n, err := io.Copy(dst, io.NewSectionReader(src, from, to-from))
+	if err == nil && n != to-from {
+		err = fmt.Errorf("copied %d bytes of %d", n, to-from)
+	}
 	return err
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (j *FileJournal) syncLoop() {

@@ -30,7 +30,7 @@ func churnJournal(t *testing.T, records int, live map[uint64]string) (*FileJourn
 	if err := os.WriteFile(path, buf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	j, err := OpenFileJournal(path, nil, nil)
+	j, err := openFileJournal(path, nil, nil, false) // compacted by hand only
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,8 +54,8 @@ func TestBenchScenarios(t *testing.T) {
 					t.Errorf("watch: %d deliveries of %d changes to 5 watchers", r.Ops, r.Changes)
 				}
 			case "expiry":
-				if r.Expired != 40 || r.HeartbeatOps == 0 {
-					t.Errorf("expiry: %d of 40 expired, %d heartbeats meanwhile", r.Expired, r.HeartbeatOps)
+				if r.Expired != 40 || r.HeartbeatOps == 0 || r.Others != 20 {
+					t.Errorf("expiry: %d of 40 expired, %d heartbeats of %d others meanwhile", r.Expired, r.HeartbeatOps, r.Others)
 				}
 			case "batch":
 				if r.RenewalsPerS <= 0 {
@@ -94,6 +94,7 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		{[]string{"--concurrency", "-3"}, "--concurrency must be at least 1, not -3"},
 		{[]string{"--instances", "0"}, "--instances must be at least 1, not 0"},
 		{[]string{"--watchers", "0"}, "--watchers must be at least 1, not 0"},
+		{[]string{"--others", "0"}, "--others must be at least 1, not 0"},
 		{[]string{"--duration", "-1s"}, "--duration must be positive, not -1s"},
 	} {
 		// No --addr: these would start an embedded server if the flags passed.

@@ -27,11 +27,13 @@ func (b *bench) expiry(ctx context.Context, res *Result) error {
 	n := b.cfg.Instances
 	res.Instances, res.Others = n, b.cfg.Others
 	t0 := time.Now()
-	dying, err := b.prepare(ctx, []string{"expiry"}, n, expiryTimeout(n))
+	// The others first: the dying instances' timeout allows only for
+	// registering and renewing them.
+	alive, err := b.prepare(ctx, []string{"alive"}, b.cfg.Others, maxTimeout)
 	if err != nil {
 		return err
 	}
-	alive, err := b.prepare(ctx, []string{"alive"}, b.cfg.Others, maxTimeout)
+	dying, err := b.prepare(ctx, []string{"expiry"}, n, expiryTimeout(n))
 	if err != nil {
 		return err
 	}

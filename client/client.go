@@ -39,16 +39,22 @@
 //
 // Without [WithHTTPClient], a Client of an http:// server that
 // [http.ProxyFromEnvironment] sends directly (no proxy, as for 127.0.0.1
-// and localhost) uses its own lean HTTP/1.1 transport: each request runs
-// on the calling goroutine over a pooled keep-alive connection, without
-// net/http's per-connection goroutines. It keeps up to 256 idle
-// connections, closes one idle for 90 seconds, retries a request that met
-// a connection the server had just closed under net/http's rules (only
-// idempotent requests once anything was written), and honours the
-// request's context. Any other server (https, or through a proxy) gets a
-// clone of [http.DefaultTransport] that keeps up to 256 idle connections
-// per host, instead of its default 2. [Client.CloseIdleConnections]
-// releases the idle connections of either.
+// and localhost) uses its own lean HTTP/1.1 transport, on Linux, macOS,
+// the BSDs and Solaris (where it can check that an idle connection is still
+// open before reusing it): each request runs on the calling goroutine over
+// a pooled keep-alive connection, without net/http's per-connection
+// goroutines. It keeps up to 256 idle connections, closes one idle for 90
+// seconds, and honours the request's context. A request that failed on a
+// reused connection is sent once more, on a new one, under net/http's
+// rules: when nothing of it was written and its body can be sent again,
+// or when it is idempotent (GET, HEAD, OPTIONS, TRACE, or an
+// Idempotency-Key or X-Idempotency-Key header) and no byte of an answer
+// came. Any other server (https, through a proxy, or on another platform)
+// gets a clone of [http.DefaultTransport] that keeps up to 256 idle
+// connections per host, instead of its default 2. A program that replaced
+// http.DefaultTransport with something else (a mock, a tracing wrapper)
+// gets that, as a plain http.Client would. [Client.CloseIdleConnections]
+// releases the idle connections.
 //
 // A Client is safe for concurrent use by any number of goroutines.
 package client

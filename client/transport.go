@@ -48,35 +48,31 @@ const (
 // maxAnswerHeader.
 var errAnswerHeaderTooLarge = fmt.Errorf("client: answer header longer than %d bytes", maxAnswerHeader)
 
-// newHTTPClient is the http.Client that New uses without WithHTTPClient:
-// the lean transport for an http:// server reached directly, net/http's
-// for https or when proxy (http.ProxyFromEnvironment outside tests) names a
-// proxy for base.
+// newHTTPClient is the http.Client that New uses without WithHTTPClient.
+// A program that replaced http.DefaultTransport (a mock, a tracing
+// wrapper) gets it, as with a plain http.Client. Otherwise: the lean
+// transport for an http:// server reached directly, where the platform can
+// probe idle connections (without the probe a request on a connection the
+// server closed would fail where net/http notices the close); else a clone
+// of http.DefaultTransport with more idle connections. proxy is
+// http.ProxyFromEnvironment outside tests.
 func newHTTPClient(base *url.URL, proxy func(*http.Request) (*url.URL, error)) *http.Client {
-	if base.Scheme == "http" {
+	def, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return &http.Client{}
+	}
+	if base.Scheme == "http" && canProbe {
 		if p, err := proxy(&http.Request{Method: http.MethodGet, URL: base, Header: http.Header{}}); err == nil && p == nil {
-			return &http.Client{Transport: newTransport(base)}
+			return &http.Client{Transport: newTransport(base, netHTTPTransport(def))}
 		}
 	}
-	return &http.Client{Transport: netHTTPTransport()}
+	return &http.Client{Transport: netHTTPTransport(def)}
 }
 
-// netHTTPTransport is a clone of http.DefaultTransport that keeps up to
-// maxIdleConns idle connections per host.
-func netHTTPTransport() *http.Transport {
-	tr, ok := http.DefaultTransport.(*http.Transport)
-	if ok {
-		tr = tr.Clone()
-	} else { // replaced by the program: start from the same settings
-		tr = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive}).DialContext,
-			ForceAttemptHTTP2:     true,
-			IdleConnTimeout:       idleTimeout,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ExpectContinueTimeout: time.Second,
-		}
-	}
+// netHTTPTransport is a clone of def that keeps up to maxIdleConns idle
+// connections per host.
+func netHTTPTransport(def *http.Transport) *http.Transport {
+	tr := def.Clone()
 	tr.MaxIdleConns = maxIdleConns
 	tr.MaxIdleConnsPerHost = maxIdleConns
 	return tr
@@ -120,7 +116,7 @@ type transport struct {
 	armed bool        // sweep is pending
 }
 
-func newTransport(base *url.URL) *transport {
+func newTransport(base *url.URL, fallback *http.Transport) *transport {
 	port := base.Port()
 	if port == "" {
 		port = "80"
@@ -129,7 +125,7 @@ func newTransport(base *url.URL) *transport {
 		host:        base.Host,
 		addr:        net.JoinHostPort(base.Hostname(), port),
 		dialer:      net.Dialer{Timeout: dialTimeout, KeepAlive: keepAlive},
-		fallback:    netHTTPTransport(),
+		fallback:    fallback,
 		idleTimeout: idleTimeout,
 	}
 }
@@ -238,8 +234,9 @@ func (t *transport) putIdle(c *conn) {
 		c.close()
 		return
 	}
-	c.idleSince = time.Now()
 	t.mu.Lock()
+	// Under the lock, so that the pool stays in order of age for the sweep.
+	c.idleSince = time.Now()
 	if len(t.idle) >= maxIdleConns {
 		t.mu.Unlock()
 		c.close()
@@ -377,7 +374,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	keep := !resp.Close && !req.Close
 	switch {
 	case resp.StatusCode == http.StatusSwitchingProtocols:
-		resp.Body = &switchedBody{c: c}
+		// The SDK never asks to switch protocols: the answer has no body
+		// and the connection is not used again.
+		resp.Body = http.NoBody
+		c.release(false)
 	case resp.Body == http.NoBody:
 		c.release(keep)
 	default:
@@ -503,17 +503,6 @@ func (b *body) drain() bool {
 		return false
 	}
 	return b.c.nc.SetReadDeadline(time.Time{}) == nil
-}
-
-// switchedBody is the connection itself after a 101 Switching Protocols
-// answer, as net/http gives it: readable, writable, never pooled.
-type switchedBody struct{ c *conn }
-
-func (s *switchedBody) Read(p []byte) (int, error)  { return s.c.br.Read(p) }
-func (s *switchedBody) Write(p []byte) (int, error) { return s.c.nc.Write(p) }
-func (s *switchedBody) Close() error {
-	s.c.stop()
-	return s.c.nc.Close()
 }
 
 // nothingWrittenError is a request that failed before any byte of it

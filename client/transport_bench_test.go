@@ -29,8 +29,8 @@ func BenchmarkTransport(b *testing.B) {
 		name string
 		rt   http.RoundTripper
 	}{
-		{"lean", newTransport(u)},
-		{"net-http", netHTTPTransport()},
+		{"lean", newTransport(u, netHTTPTransport(http.DefaultTransport.(*http.Transport)))},
+		{"net-http", netHTTPTransport(http.DefaultTransport.(*http.Transport))},
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			c, err := New(srv.URL, WithHTTPClient(&http.Client{Transport: tt.rt}))

@@ -78,7 +78,7 @@ func TestTransportCancelStream(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("StreamEvents still blocked 10s after its context was cancelled")
 		}
-		recv(t, handlerDone)
+		handlerEnded(t, handlerDone)
 	})
 
 	t.Run("body read", func(t *testing.T) {
@@ -108,7 +108,7 @@ func TestTransportCancelStream(t *testing.T) {
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, stopped) {
 			t.Errorf("read after cancel: %v, want context.Canceled and the cause", err)
 		}
-		recv(t, handlerDone)
+		handlerEnded(t, handlerDone)
 	})
 
 	if err := c.Health(t.Context()); err != nil {
@@ -233,5 +233,16 @@ func TestTransportAnswersWithoutBody(t *testing.T) {
 				t.Errorf("%d connections, want the first one reused", n)
 			}
 		})
+	}
+}
+
+// handlerEnded waits, in real time and at most 10 s, for a handler to say
+// it has returned (recv's bound is made for synctest bubbles).
+func handlerEnded(t *testing.T, done <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not return within 10s of the cancel")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +115,11 @@ var okJSON = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "{}")
 })
 
+// roundTripFunc is a function as an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestDefaultHTTPClient(t *testing.T) {
 	noProxy := func(*http.Request) (*url.URL, error) { return nil, nil }
 	proxy := func(*http.Request) (*url.URL, error) { return url.Parse("http://proxy.test:3128") }
@@ -136,16 +142,17 @@ func TestDefaultHTTPClient(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			wantLean := tt.wantLean && canProbe // without the probe: net/http's
 			switch tr := newHTTPClient(u, tt.proxy).Transport.(type) {
 			case *transport:
-				if !tt.wantLean {
+				if !wantLean {
 					t.Fatalf("got the lean transport, want net/http's")
 				}
 				if tr.host != u.Host || (u.Port() == "" && !strings.HasSuffix(tr.addr, ":80")) {
 					t.Errorf("serves %q dialing %q", tr.host, tr.addr)
 				}
 			case *http.Transport:
-				if tt.wantLean {
+				if wantLean {
 					t.Fatalf("got net/http's transport, want the lean one")
 				}
 				if tr.MaxIdleConnsPerHost != maxIdleConns || tr.Proxy == nil {
@@ -155,6 +162,17 @@ func TestDefaultHTTPClient(t *testing.T) {
 				t.Fatalf("transport %T", tr)
 			}
 		})
+	}
+
+	// A program that replaced http.DefaultTransport (a mock, a tracing
+	// wrapper) keeps getting it, as a plain http.Client would.
+	saved := http.DefaultTransport
+	http.DefaultTransport = roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, errors.New("mock") })
+	u, _ := url.Parse("http://127.0.0.1:7410")
+	replaced := newHTTPClient(u, noProxy)
+	http.DefaultTransport = saved
+	if replaced.Transport != nil {
+		t.Errorf("with http.DefaultTransport replaced, the default client's transport is %T, want nil (the replacement)", replaced.Transport)
 	}
 
 	hc := &http.Client{}
@@ -406,7 +424,7 @@ func TestTransportRetries(t *testing.T) {
 			} else if err == nil {
 				t.Error("the request succeeded: it was sent again")
 			}
-			if got := srv.requests(); !slicesEqual(got, want) {
+			if got := srv.requests(); !slices.Equal(got, want) {
 				t.Errorf("the server read %q, want %q", got, want)
 			}
 		})
@@ -426,10 +444,6 @@ func TestTransportRetries(t *testing.T) {
 			t.Errorf("the server read %q on %d connections, want one request on one", got, srv.conns())
 		}
 	})
-}
-
-func slicesEqual(a, b []string) bool {
-	return strings.Join(a, "\n") == strings.Join(b, "\n")
 }
 
 func TestRetryable(t *testing.T) {
@@ -544,7 +558,7 @@ func TestTransportSlowServer(t *testing.T) {
 		okJSON(w, r)
 	}), nil)
 	t.Cleanup(func() { close(quit) })
-	c, _ := leanClient(t, srv.URL, WithTimeout(200*time.Millisecond))
+	c, _ := leanClient(t, srv.URL, WithTimeout(2*time.Second)) // long enough for Health on a loaded machine
 	if err := c.Health(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -559,7 +573,7 @@ func TestTransportSlowServer(t *testing.T) {
 			t.Errorf("Status() = %v, want context.DeadlineExceeded", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Status() still waiting 10s into a 200ms timeout")
+		t.Fatal("Status() still waiting 10s into a 2s timeout")
 	}
 	if err := c.Health(t.Context()); err != nil {
 		t.Fatal(err)

@@ -75,6 +75,9 @@ func TestFollowAfterCompactionMissesNoChange(t *testing.T) {
 	ctx := t.Context()
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.ErrorLog = log.New(io.Discard, "", 0) // the host's last long poll is cut short at Stop
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	rp.Transport = tr
+	t.Cleanup(tr.CloseIdleConnections)
 	proxy := &compactingProxy{next: rp}
 	proxy.change = func() {
 		def, _, err := direct.GetDefinition(ctx, "shop", "orders")

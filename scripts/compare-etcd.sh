@@ -10,7 +10,7 @@
 #
 #   scripts/compare-etcd.sh                      # 64 clients, 1,000 instances, 10 s each
 #   CONCURRENCY=32 INSTANCES=5000 DURATION=20s scripts/compare-etcd.sh
-#   RUNS=3 scripts/compare-etcd.sh               # each scenario 3 times, alternating sides;
+#   RUNS=3 scripts/compare-etcd.sh               # each scenario 3 times, muster then etcd each time;
 #                                                # the ratios are the medians of the runs
 set -euo pipefail
 

@@ -79,6 +79,9 @@ type Handler struct {
 	bufs        bufPool     // buffers of request bodies and encoded answers
 	lists       listCache   // encoded unfiltered instance lists
 	batches     batchPool
+	// jsonType is the Content-Type of the hot paths' answers, assigned to
+	// their headers as it is (net/http copies, never appends to, it).
+	jsonType []string
 }
 
 // New returns the API handler.
@@ -88,6 +91,7 @@ func New(cfg Config) *Handler {
 		log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now, keepAlive: cfg.KeepAlive,
 		selectHook: cfg.SelectRevision, defaultHook: cfg.IsDefault,
 		mux: http.NewServeMux(), drain: make(chan struct{}), fan: fanout.New(cfg.Store),
+		jsonType: []string{"application/json"},
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -124,7 +128,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("PUT /v1/services/{ns}/{name}/instances/{id}", h.putInstance)
 	m.HandleFunc("PATCH /v1/services/{ns}/{name}/instances/{id}", h.patchInstance)
 	m.HandleFunc("DELETE /v1/services/{ns}/{name}/instances/{id}", h.deleteInstance)
-	m.HandleFunc("POST /v1/services/{ns}/{name}/instances/{id}/heartbeat", h.heartbeat)
+	m.HandleFunc(heartbeatPattern, h.heartbeat)
 	m.HandleFunc("POST /v1/heartbeats", h.heartbeats)
 
 	m.HandleFunc("GET /v1/services", h.listServices)
@@ -150,7 +154,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id == "" || len(id) > 128 {
 		id = newRequestID()
 	}
-	w.Header().Set(api.HeaderRequestID, id)
+	// Assigned, not Set: the key is canonical already, and this is on
+	// every request.
+	w.Header()[api.HeaderRequestID] = []string{id}
 	rw := &statusWriter{ResponseWriter: w, req: r}
 	defer func() {
 		rw.routing = false
@@ -185,6 +191,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Route once: the mux's own answer for a request that matches no route
 	// (404, 405, or a redirect to a cleaned path that matches none either)
 	// is recorded by rw instead of sent, and answered in the API's shape.
+	if ns, name, id, ok := heartbeatRoute(r); ok {
+		r.Pattern = heartbeatPattern
+		h.beat(rw, r, ns, name, id)
+		return
+	}
 	rw.routing = true
 	h.mux.ServeHTTP(rw, r)
 	rw.routing = false

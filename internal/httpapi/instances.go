@@ -15,12 +15,15 @@ import (
 )
 
 func instanceKey(r *http.Request) (state.InstanceKey, error) {
-	k, err := serviceKey(r)
-	if err != nil {
+	return newInstanceKey(r.PathValue("ns"), r.PathValue("name"), r.PathValue("id"))
+}
+
+// newInstanceKey validates the names of an instance's route.
+func newInstanceKey(ns, name, id string) (state.InstanceKey, error) {
+	if err := registry.ValidateService(ns, name); err != nil {
 		return state.InstanceKey{}, err
 	}
-	id := r.PathValue("id")
-	return state.InstanceKey{Namespace: k.Namespace, Service: k.Name, ID: id}, registry.ValidateInstanceID(id)
+	return state.InstanceKey{Namespace: ns, Service: name, ID: id}, registry.ValidateInstanceID(id)
 }
 
 // view is the wire form of a stored instance with its lease: a registration
@@ -193,7 +196,13 @@ func (h *Handler) deleteInstance(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
-	ik, err := instanceKey(r)
+	h.beat(w, r, r.PathValue("ns"), r.PathValue("name"), r.PathValue("id"))
+}
+
+// beat answers a heartbeat of the instance named by the route's values,
+// whether the mux or heartbeatRoute found them.
+func (h *Handler) beat(w http.ResponseWriter, r *http.Request, ns, name, id string) {
+	ik, err := newInstanceKey(ns, name, id)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -224,7 +233,7 @@ func (h *Handler) heartbeat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	*buf = b
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = h.jsonType
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 }

@@ -82,8 +82,10 @@ func netHTTPTransport(def *http.Transport) *http.Transport {
 // reached without a proxy: HTTP/1.1 on the caller's goroutine, without
 // net/http's per-connection goroutines and channel hand-offs. A request
 // takes an idle connection (the most recently used first) or dials one,
-// is written with (*http.Request).Write in one flush, and its answer is
-// read with http.ReadResponse. The connection goes back to the pool when
+// and is written in one flush: by hand when it is plain, as the SDK's are
+// (writeRequest), else with (*http.Request).Write. Its answer is read by
+// hand when its header arrived whole and is plain (parseAnswer), else
+// with http.ReadResponse. The connection goes back to the pool when
 // the answer's body has been read to its end, unless either side asked to
 // close it. Requests for any other origin (a redirect elsewhere) go to a
 // net/http fallback.
@@ -342,7 +344,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	}
 	c.written = 0
 	bw := c.t.getWriter(c)
-	err := req.Write(bw)
+	handled, err := writeRequest(bw, req)
+	if !handled {
+		err = req.Write(bw)
+	}
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -357,18 +362,18 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, c.fail(ctx, noAnswerError{err})
 	}
+	// The header usually comes whole in the first read. parseAnswer takes
+	// it from the buffer when it is all there and plain; else nothing has
+	// been consumed and ReadResponse reads it from the start.
 	var resp *http.Response
-	for n := 0; ; n++ {
-		resp, err = http.ReadResponse(c.br, req)
-		if err != nil {
-			return nil, c.fail(ctx, fmt.Errorf("reading answer: %w", err))
-		}
-		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
-			break
-		}
-		if n == max1xx {
-			return nil, c.fail(ctx, fmt.Errorf("reading answer: more than %d 1xx answers", max1xx))
-		}
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	a, n, ok := parseAnswer(buffered, req.Method)
+	if ok {
+		_, _ = c.br.Discard(n)
+		resp = &a.resp
+		resp.Request = req
+	} else if resp, err = c.readAnswer(req); err != nil {
+		return nil, c.fail(ctx, err)
 	}
 	c.readLimit = math.MaxInt64
 	keep := !resp.Close && !req.Close
@@ -380,10 +385,32 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		c.release(false)
 	case resp.Body == http.NoBody:
 		c.release(keep)
+	case ok:
+		a.body.ctx, a.body.c, a.body.keep = ctx, c, keep
+		a.body.lr.br = c.br // parseAnswer set the length
+		a.body.src = &a.body.lr
+		resp.Body = &a.body
 	default:
-		resp.Body = &body{ctx: ctx, c: c, rc: resp.Body, keep: keep}
+		resp.Body = &body{ctx: ctx, c: c, src: resp.Body, keep: keep}
 	}
 	return resp, nil
+}
+
+// readAnswer reads an answer with http.ReadResponse, skipping up to max1xx
+// informational ones: for what parseAnswer leaves to it.
+func (c *conn) readAnswer(req *http.Request) (*http.Response, error) {
+	for n := 0; ; n++ {
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			return nil, fmt.Errorf("reading answer: %w", err)
+		}
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if n == max1xx {
+			return nil, fmt.Errorf("reading answer: more than %d 1xx answers", max1xx)
+		}
+	}
 }
 
 // fail closes c after a failed request and returns the error to report:
@@ -418,11 +445,12 @@ func (c *conn) release(keep bool) {
 type body struct {
 	ctx  context.Context
 	c    *conn
-	rc   io.ReadCloser // the body http.ReadResponse made; never closed (it would drain)
-	keep bool          // neither side asked to close the connection
+	src  io.Reader    // &lr, or the body http.ReadResponse made (never closed: it would drain)
+	lr   lengthReader // the body of an answer parseAnswer read
+	keep bool         // neither side asked to close the connection
 
 	mu      sync.Mutex
-	reading bool  // a Read is using rc
+	reading bool  // a Read is using src
 	done    bool  // the connection has been handed back or closed
 	closed  bool  // Close was called
 	err     error // what Read returns once done
@@ -443,7 +471,7 @@ func (b *body) Read(p []byte) (int, error) {
 	b.reading = true
 	b.mu.Unlock()
 
-	n, err := b.rc.Read(p)
+	n, err := b.src.Read(p)
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -498,7 +526,7 @@ func (b *body) drain() bool {
 	if err := b.c.nc.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		return false
 	}
-	n, err := io.CopyN(io.Discard, b.rc, maxDrain+1)
+	n, err := io.CopyN(io.Discard, b.src, maxDrain+1)
 	if err != io.EOF || n > maxDrain {
 		return false
 	}

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -48,6 +50,63 @@ func BenchmarkTransport(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkTransportWire compares, without the network, writing a
+// heartbeat request and reading its answer's header by hand (writeRequest,
+// parseAnswer) with net/http's (*http.Request).Write and
+// http.ReadResponse, as the lean transport used them before.
+func BenchmarkTransportWire(b *testing.B) {
+	body := []byte(`{"token":"tok-1"}`)
+	rd := bytes.NewReader(body)
+	req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1:7410/v1/namespaces/acme/services/web/instances/i-1/heartbeat", rd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", DefaultUserAgent)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	reqBody := req.Body
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 02 Jan 2006 15:04:05 GMT\r\n" +
+		"Content-Length: 53\r\n\r\n{\"token\":\"tok-2\",\"expires_at\":\"2025-01-01T00:00:30Z\"}\n")
+
+	bw := bufio.NewWriterSize(io.Discard, writeBufSize)
+	write := map[string]func(){
+		"net-http": func() { _ = req.Write(bw) },
+		"hand":     func() { _, _ = writeRequest(bw, req) },
+	}
+	ar := bytes.NewReader(answer)
+	br := bufio.NewReaderSize(ar, readBufSize)
+	read := map[string]func(){
+		"net-http": func() { _, _ = http.ReadResponse(br, req) },
+		"hand": func() {
+			_, _ = br.Peek(1)
+			buffered, _ := br.Peek(br.Buffered())
+			if _, n, ok := parseAnswer(buffered, req.Method); ok {
+				_, _ = br.Discard(n)
+			}
+		},
+	}
+	for _, how := range []string{"net-http", "hand"} {
+		b.Run("write/"+how, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rd.Reset(body)
+				req.Body = reqBody
+				write[how]()
+				_ = bw.Flush()
+			}
+		})
+		b.Run("read/"+how, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ar.Reset(answer)
+				br.Reset(ar)
+				read[how]()
+			}
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,98 @@ func handlerEnded(t *testing.T, done <-chan struct{}) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler did not return within 10s of the cancel")
+	}
+}
+
+// TestTransportReadsPlainAnswersByHand: a plain answer is read by
+// parseAnswer, and its connection goes back to the pool as soon as the
+// last byte of its body is read (the body says io.EOF with it), before any
+// further Read or Close; a chunked one is left to http.ReadResponse.
+func TestTransportReadsPlainAnswersByHand(t *testing.T) {
+	srv, conns := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/chunked" {
+			_, _ = io.WriteString(w, "ab")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "cd")
+			return
+		}
+		okJSON(w, r)
+	}), nil)
+	c, tr := leanClient(t, srv.URL)
+	for i := range 3 {
+		resp, err := c.http.Get(srv.URL + "/v1/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ok := resp.Body.(*body)
+		if !ok || b.src != io.Reader(&b.lr) {
+			t.Fatalf("answer %d: body %T not read by hand", i, resp.Body)
+		}
+		buf := make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "{}" {
+			t.Fatalf("body %q, %v", buf, err)
+		}
+		if n := idleCount(tr); n != 1 {
+			t.Fatalf("%d idle connections once the body was read whole, want 1", n)
+		}
+		_ = resp.Body.Close()
+	}
+	resp, text := get(t, c, srv.URL+"/v1/chunked")
+	if b, ok := resp.Body.(*body); !ok || b.src == io.Reader(&b.lr) || text != "abcd" {
+		t.Errorf("chunked answer: body %T, %q: want ReadResponse's body, \"abcd\"", resp.Body, text)
+	}
+	if n := conns.opened.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
+
+// TestTransportRequestsLeftToNetHTTP: requests writeRequest does not write
+// by hand reach the server whole through req.Write.
+func TestTransportRequestsLeftToNetHTTP(t *testing.T) {
+	type seen struct {
+		te      []string
+		close   bool
+		body    string
+		trailer string
+	}
+	got := make(chan seen, 1)
+	srv, _ := countedServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.TransferEncoding, r.Close, string(b), r.Trailer.Get("X-Sum")}
+		okJSON(w, r)
+	}), nil)
+	c, _ := leanClient(t, srv.URL)
+	type opaque struct{ io.Reader } // no length, no GetBody
+	tests := []struct {
+		name   string
+		change func(*http.Request)
+		want   seen
+	}{
+		{"unknown length: chunked", func(r *http.Request) {
+			r.Body, r.ContentLength, r.GetBody = io.NopCloser(opaque{strings.NewReader("hello")}), 0, nil
+		}, seen{te: []string{"chunked"}, body: "hello"}},
+		{"Close", func(r *http.Request) { r.Close = true }, seen{close: true, body: "hello"}},
+		{"Trailer", func(r *http.Request) {
+			r.Body, r.ContentLength, r.GetBody = io.NopCloser(opaque{strings.NewReader("hello")}), -1, nil
+			r.Trailer = http.Header{"X-Sum": {"42"}}
+		}, seen{te: []string{"chunked"}, body: "hello", trailer: "42"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, srv.URL+"/v1/x", strings.NewReader("hello"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.change(req)
+			resp, err := c.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeBody(resp)
+			s := <-got
+			if !slices.Equal(s.te, tt.want.te) || s.close != tt.want.close || s.body != tt.want.body || s.trailer != tt.want.trailer {
+				t.Errorf("the server saw %+v, want %+v", s, tt.want)
+			}
+		})
 	}
 }

@@ -215,6 +215,39 @@ func TestHeartbeatAfterTheDeadlineIsRefused(t *testing.T) {
 	})
 }
 
+// The reaper looks into the tick under way every fifth of a tick: a
+// deadline early in a tick is not held until the tick ends. Each expiry is
+// sent exactly once, though its tick is looked into several times.
+func TestReaperTakesPassedDeadlinesWithinATick(t *testing.T) {
+	const reapEvery = tick / 5
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{})
+		defer tb.SetLeader(false)
+		start := time.Now() // on a tick: the bubble's clock starts at midnight
+		tb.SetLeader(true)
+		cases := []struct {
+			id    string
+			after time.Duration // registered this long after start, timeout 3 s
+		}{{"early", 3 * time.Millisecond}, {"middle", 33 * time.Millisecond}, {"on-a-round", 60 * time.Millisecond}, {"late", 99 * time.Millisecond}}
+		for i, tc := range cases {
+			time.Sleep(time.Until(start.Add(tc.after)))
+			tb.InstanceAdded(instance(tc.id, uint64(i+1), 3))
+		}
+		for _, tc := range cases {
+			deadline := start.Add(3*time.Second + tc.after)
+			b := nextBatch(t, tb, 3*time.Second)
+			if len(b) != 1 || b[0].Key.ID != tc.id || !b[0].Deadline.Equal(deadline) {
+				t.Fatalf("batch %+v, want %s at %s", b, tc.id, deadline)
+			}
+			if late := time.Since(deadline); late < 0 || late > reapEvery {
+				t.Errorf("%s sent %s after its deadline, want at most %s", tc.id, late, reapEvery)
+			}
+		}
+		time.Sleep(time.Second)
+		noExpiry(t, tb)
+	})
+}
+
 func TestReaperDeliversExpiries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTable(t, lease.Options{Batch: 2})

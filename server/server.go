@@ -134,6 +134,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if s.journal != nil {
 		s.journal.SetLive(s.leases.LiveTokens)
+		s.journal.SetLiveCount(s.leases.Len)
 	}
 	s.store = state.New(cfg.RetainEvents, s.leases)
 

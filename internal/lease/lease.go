@@ -542,6 +542,18 @@ func (t *Table) LiveTokens() map[uint64]string {
 	return t.Tokens()
 }
 
+// Len returns how many registrations the table tracks.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.entries) + len(s.collided)
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // Tokens returns the current token of every tracked registration.
 func (t *Table) Tokens() map[uint64]string {
 	out := make(map[uint64]string)

@@ -483,8 +483,8 @@ func TestInstanceRemovedStopsTracking(t *testing.T) {
 		stale := *a
 		stale.RegIndex = 4 // an older registration of the same id
 		tb.InstanceRemoved(&stale)
-		if _, ok := tb.Get(a.Key(), 5); !ok {
-			t.Fatal("removing an older registration removed the live one")
+		if _, ok := tb.Get(a.Key(), 5); !ok || tb.Len() != 1 {
+			t.Fatalf("removing an older registration removed the live one (%d tracked)", tb.Len())
 		}
 
 		tb.InstanceRemoved(a)
@@ -492,8 +492,8 @@ func TestInstanceRemovedStopsTracking(t *testing.T) {
 			t.Fatal("still tracked after InstanceRemoved")
 		}
 		refused(t, tb, a.Key(), a.Token, registry.ErrNotFound)
-		if got := tb.Tokens(); len(got) != 0 {
-			t.Fatalf("Tokens = %v after removal", got)
+		if got := tb.Tokens(); len(got) != 0 || tb.Len() != 0 {
+			t.Fatalf("Tokens = %v, Len = %d after removal", got, tb.Len())
 		}
 		time.Sleep(10 * time.Second)
 		noExpiry(t, tb)

@@ -90,6 +90,27 @@ type shard struct {
 	// entry leaves the table: the reaper checks the entry's current deadline
 	// and whether it was removed, and drops stale references.
 	wheel map[int64][]*entry
+	// peek is the wheel's references under peekTick, the tick under way
+	// that the reaper looks into every round, kept by file and resetWheel
+	// so that those rounds need no map lookup (a cold map, a cache miss or
+	// several each, for every shard, fifty times a second).
+	peekTick int64
+	peek     []*entry
+}
+
+// file adds e to the wheel under tick b.
+func (s *shard) file(b int64, e *entry) {
+	refs := append(s.wheel[b], e)
+	s.wheel[b] = refs
+	if b == s.peekTick {
+		s.peek = refs
+	}
+}
+
+// resetWheel empties the wheel.
+func (s *shard) resetWheel() {
+	s.wheel = make(map[int64][]*entry)
+	s.peek = nil
 }
 
 type entry struct {
@@ -167,7 +188,7 @@ func (s *shard) each(f func(*entry)) {
 func (s *shard) clear() {
 	s.entries = make(map[uint64]*entry)
 	s.collided = nil
-	s.wheel = make(map[int64][]*entry)
+	s.resetWheel()
 }
 
 // Options configure a Table.
@@ -247,8 +268,7 @@ func tickOfNano(ns int64) int64 {
 // after its deadline, a renewal undone to a passed deadline), so that the
 // reaper still visits it.
 func (s *shard) schedule(e *entry, nowNS int64) {
-	b := max(tickOfNano(e.deadline), tickOfNano(nowNS)+1)
-	s.wheel[b] = append(s.wheel[b], e)
+	s.file(max(tickOfNano(e.deadline), tickOfNano(nowNS)+1), e)
 }
 
 // unixTime is the inverse of time.Time.UnixNano, in UTC.

@@ -57,7 +57,7 @@ func (t *Table) resetDeadlines() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.wheel = make(map[int64][]*entry)
+		s.resetWheel()
 		s.each(func(e *entry) {
 			// The last beat is unknown after a restart; show the moment the
 			// deadline was pushed, so expires_at - timeout = last_heartbeat_at.
@@ -166,7 +166,10 @@ func (t *Table) collect(due []dueEntry, from, to int64, now time.Time) []dueEntr
 				take(refs)
 			}
 		}
-		take(s.wheel[to+1])
+		if s.peekTick != to+1 {
+			s.peekTick, s.peek = to+1, s.wheel[to+1]
+		}
+		take(s.peek)
 		s.mu.Unlock()
 	}
 	return due
@@ -189,7 +192,7 @@ func (t *Table) Retry(items []state.Expiry) {
 		s.mu.Lock()
 		if e := s.get(h, it.Key); e != nil && e.inst.RegIndex == it.RegIndex && e.expiring {
 			e.expiring = false
-			s.wheel[next] = append(s.wheel[next], e)
+			s.file(next, e)
 		}
 		s.mu.Unlock()
 	}

@@ -258,9 +258,17 @@ func (t *Table) shardFor(k state.InstanceKey) (*shard, uint64) {
 
 func tickOf(d time.Time) int64 { return tickOfNano(d.UnixNano()) }
 
+// tickOfNano is the tick whose interval ((b-1)·tick, b·tick] holds ns,
+// to the nanosecond: once now >= b·tick, every deadline filed under b has
+// passed. (Counted in whole milliseconds, a deadline less than a
+// millisecond after b·tick went under b too; a round at b·tick then took
+// tick b out of the wheel with that deadline not yet passed, and it was
+// never expired.)
 func tickOfNano(ns int64) int64 {
-	ms := ns / int64(time.Millisecond)
-	return (ms + int64(tick/time.Millisecond) - 1) / int64(tick/time.Millisecond)
+	if ns > 0 {
+		return (ns-1)/int64(tick) + 1
+	}
+	return ns / int64(tick) // rounds toward zero: up, for negatives
 }
 
 // schedule files e in the wheel under its deadline's tick, or under the

@@ -248,6 +248,34 @@ func TestReaperTakesPassedDeadlinesWithinATick(t *testing.T) {
 	})
 }
 
+// A deadline less than a millisecond after the end of a tick belongs to
+// the next tick: the round at the end of the tick must not take it out of
+// the wheel before it has passed (it was then never expired).
+func TestReaperKeepsADeadlineJustAfterATick(t *testing.T) {
+	const reapEvery = tick / 5
+	for _, after := range []time.Duration{time.Nanosecond, 500 * time.Microsecond, time.Millisecond - time.Nanosecond, time.Millisecond} {
+		t.Run(after.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tb := newTable(t, lease.Options{})
+				defer tb.SetLeader(false)
+				start := time.Now() // on a tick: the bubble's clock starts at midnight
+				tb.SetLeader(true)
+				time.Sleep(after)
+				a := instance("a", 1, 3)
+				tb.InstanceAdded(a)
+				deadline := start.Add(3*time.Second + after)
+				b := nextBatch(t, tb, 4*time.Second)
+				if len(b) != 1 || b[0].Key != a.Key() {
+					t.Fatalf("batch %+v, want a", b)
+				}
+				if late := time.Since(deadline); late < 0 || late > reapEvery {
+					t.Errorf("sent %s after its deadline, want at most %s", late, reapEvery)
+				}
+			})
+		})
+	}
+}
+
 func TestReaperDeliversExpiries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTable(t, lease.Options{Batch: 2})

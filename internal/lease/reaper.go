@@ -95,7 +95,7 @@ func (t *Table) reap(cancel <-chan struct{}, reaped chan<- struct{}) {
 		}
 		now := t.now()
 		// Tick b holds deadlines in ((b-1)·tick, b·tick]; it is over once now >= b·tick.
-		upTo := max(now.UnixMilli()/int64(tick/time.Millisecond), done)
+		upTo := max(floorDiv(now.UnixNano(), int64(tick)), done)
 		due = t.collect(due[:0], done+1, upTo, now)
 		done = upTo
 		sortDue(due)
@@ -173,6 +173,15 @@ func (t *Table) collect(due []dueEntry, from, to int64, now time.Time) []dueEntr
 		s.mu.Unlock()
 	}
 	return due
+}
+
+// floorDiv is a / b rounded down (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }
 
 // floorMilli truncates Unix nanoseconds to the millisecond, as

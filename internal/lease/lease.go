@@ -89,18 +89,26 @@ type shard struct {
 	// when it was set. References are not removed when a deadline moves or an
 	// entry leaves the table: the reaper checks the entry's current deadline
 	// and whether it was removed, and drops stale references.
-	wheel map[int64][]*entry
+	wheel map[int64][]ref
 	// peek is the wheel's references under peekTick, the tick under way
 	// that the reaper looks into every round, kept by file and resetWheel
 	// so that those rounds need no map lookup (a cold map, a cache miss or
 	// several each, for every shard, fifty times a second).
 	peekTick int64
-	peek     []*entry
+	peek     []ref
+}
+
+// ref is a wheel reference: the entry and its deadline when it was filed,
+// so that a round looking into the tick under way passes over the
+// deadlines still to come without reading their entries.
+type ref struct {
+	e        *entry
+	deadline int64 // Unix nanoseconds
 }
 
 // file adds e to the wheel under tick b.
 func (s *shard) file(b int64, e *entry) {
-	refs := append(s.wheel[b], e)
+	refs := append(s.wheel[b], ref{e, e.deadline})
 	s.wheel[b] = refs
 	if b == s.peekTick {
 		s.peek = refs
@@ -109,7 +117,7 @@ func (s *shard) file(b int64, e *entry) {
 
 // resetWheel empties the wheel.
 func (s *shard) resetWheel() {
-	s.wheel = make(map[int64][]*entry)
+	s.wheel = make(map[int64][]ref)
 	s.peek = nil
 }
 

@@ -148,8 +148,12 @@ type dueEntry struct {
 // again.
 func (t *Table) collect(due []dueEntry, from, to int64, now time.Time) []dueEntry {
 	nowNS := now.UnixNano()
-	take := func(refs []*entry) {
-		for _, e := range refs {
+	take := func(refs []ref) {
+		for _, r := range refs {
+			if nowNS < r.deadline {
+				continue // not yet (and if it moved, it moved later)
+			}
+			e := r.e
 			if e.removed || e.expiring || nowNS < e.deadline {
 				continue
 			}

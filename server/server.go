@@ -134,6 +134,7 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if s.journal != nil {
 		s.journal.SetLive(s.leases.LiveTokens)
+		s.journal.SetLiveCount(s.leases.Len)
 	}
 	s.store = state.New(cfg.RetainEvents, s.leases)
 
@@ -335,42 +336,101 @@ func (s *Server) followLeadership() {
 	}
 }
 
-// proposeExpiries commits the lease table's expiry batches one at a time, so
-// an expiry storm becomes a paced series of commands rather than a flood. A
-// batch that fails to commit is handed back to the table and sent again,
+// expiryPipeline is how many expiry commands may be in flight at once.
+// While one is applied, Raft writes and syncs the next, and the committer
+// encodes the one after: in an expiry wave the log's I/O and the hand-offs
+// between goroutines no longer add up batch after batch.
+const expiryPipeline = 4
+
+// pendingExpiry is an expiry batch proposed to Raft.
+type pendingExpiry struct {
+	batch []state.Expiry
+	start time.Time
+	wait  func() (any, error) // nil when encoding failed (err)
+	err   error
+}
+
+// proposeExpiries commits the lease table's expiry batches as commands, in
+// the order the table sends them, with up to expiryPipeline in flight, so
+// an expiry storm becomes a paced series of commands rather than a flood.
+// A batch that fails to commit is handed back to the table and sent again,
 // after a pause that grows while failures repeat.
 func (s *Server) proposeExpiries() {
 	defer s.wg.Done()
-	pause := 100 * time.Millisecond
+	// The channel holds the batches proposed and not yet settled, all but
+	// the one settleExpiries waits on.
+	inflight := make(chan pendingExpiry, expiryPipeline-1)
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		s.settleExpiries(inflight)
+	}()
+	defer func() {
+		close(inflight)
+		<-settled
+	}()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case batch := <-s.leases.Expired():
-			var res fsm.Result
-			err, stopped := s.unlessStopped(func() (err error) {
-				res, err = proposer{s}.Propose(&fsm.ExpireInstances{Time: time.Now().UTC().Truncate(time.Millisecond), Items: batch})
+			p := pendingExpiry{batch: batch, start: time.Now()}
+			data, err := fsm.Encode(&fsm.ExpireInstances{Time: p.start.UTC().Truncate(time.Millisecond), Items: batch})
+			if err != nil {
+				p.err = err
+			} else {
+				// Raft queues it at once unless its queue is full.
+				p.wait = s.node.ApplyAsync(data, 10*time.Second)
+			}
+			select {
+			case inflight <- p:
+			case <-s.stop:
+				return
+			}
+		}
+	}
+}
+
+// settleExpiries waits for each proposed expiry batch in turn, until
+// inflight is closed or the server stops.
+func (s *Server) settleExpiries(inflight <-chan pendingExpiry) {
+	pause := 100 * time.Millisecond
+	for p := range inflight {
+		var resp any
+		err := p.err
+		if err == nil {
+			var stopped bool
+			err, stopped = s.unlessStopped(func() (err error) {
+				resp, err = p.wait()
 				return err
 			})
 			if stopped {
 				return
 			}
-			if err != nil {
-				s.log.Warn("committing expiries failed; retrying", "instances", len(batch), "retry_in", pause, "err", err)
-				select {
-				case <-s.stop:
-					return
-				case <-time.After(pause):
-				}
-				pause = min(2*pause, 5*time.Second)
-				s.leases.Retry(batch)
-				continue
-			}
-			pause = 100 * time.Millisecond
-			n, _ := res.Value.(int)
-			s.metrics.Expired.Add(float64(n))
-			s.log.Debug("expired instances", "count", n)
 		}
+		var res fsm.Result
+		if err == nil {
+			var ok bool
+			if res, ok = resp.(fsm.Result); !ok {
+				err = fmt.Errorf("server: unexpected apply response %T", resp)
+			}
+		}
+		if err != nil {
+			s.log.Warn("committing expiries failed; retrying", "instances", len(p.batch), "retry_in", pause, "err", err)
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(pause):
+			}
+			pause = min(2*pause, 5*time.Second)
+			s.leases.Retry(p.batch)
+			continue
+		}
+		pause = 100 * time.Millisecond
+		s.metrics.CommitLatency.Observe(time.Since(p.start).Seconds())
+		n, _ := res.Value.(int)
+		s.metrics.Expired.Add(float64(n))
+		s.log.Debug("expired instances", "count", n)
 	}
 }
 

@@ -188,6 +188,7 @@ func resultTable(r bench.Result) ([]string, [][]string) {
 		extra("EXPIRED", fmt.Sprint(r.Expired))
 		extra("WITHIN S", fmt.Sprintf("%.2f", r.ExpiredWithinS))
 		extra("HB P99 MS", ms(r.HeartbeatP99Ms))
+		extra("WAVE HB P99 MS", ms(r.WaveHeartbeatP99Ms))
 		extra("HB ERRORS", fmt.Sprint(r.HeartbeatErrors))
 	case "batch":
 		extra("BATCH", fmt.Sprint(r.BatchSize))

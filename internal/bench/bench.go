@@ -110,10 +110,16 @@ type Result struct {
 	HeartbeatP99Ms  float64 `json:"heartbeat_p99_ms,omitempty"`
 	HeartbeatMaxMs  float64 `json:"heartbeat_max_ms,omitempty"`
 	HeartbeatErrors uint64  `json:"heartbeat_errors,omitempty"`
-	RenewalsPerS    float64 `json:"renewals_per_s,omitempty"`
-	BatchSize       int     `json:"batch_size,omitempty"`
-	Mix             string  `json:"mix,omitempty"`
-	PrepareS        float64 `json:"prepare_s"`
+	// expiry: the heartbeats of other instances sent during the wave alone,
+	// from the first deadline to the last timeout event's arrival.
+	WaveHeartbeatOps   uint64  `json:"wave_heartbeat_ops,omitempty"`
+	WaveHeartbeatP50Ms float64 `json:"wave_heartbeat_p50_ms,omitempty"`
+	WaveHeartbeatP99Ms float64 `json:"wave_heartbeat_p99_ms,omitempty"`
+	WaveHeartbeatMaxMs float64 `json:"wave_heartbeat_max_ms,omitempty"`
+	RenewalsPerS       float64 `json:"renewals_per_s,omitempty"`
+	BatchSize          int     `json:"batch_size,omitempty"`
+	Mix                string  `json:"mix,omitempty"`
+	PrepareS           float64 `json:"prepare_s"`
 }
 
 // Run runs cfg.Scenario against the server at cfg.Addr.

@@ -30,8 +30,11 @@ import (
 // is marked lost and its frames dropped.
 const MaxPending = 1024
 
-// readBatch is how many events the hub reads from the store at a time.
-const readBatch = 1024
+// readBatch is the most events the hub reads from the store at a time. An
+// expiry wave commits thousands of events a command, back to back, and the
+// hub gets the store's lock once between two commands: it must take a
+// whole command's events at once, or it falls behind with every command.
+const readBatch = 8192
 
 // wave is how many subscribers the hub wakes at a time. Woken streams wait
 // in the scheduler's run queues; were all of ten thousand woken at once,

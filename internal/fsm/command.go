@@ -121,11 +121,20 @@ func (*DeletePolicy) commandType() Type       { return TypeDeletePolicy }
 func (*SetDefinition) commandType() Type      { return TypeSetDefinition }
 
 // Encode returns the log entry bytes of c: its type tag, then its body:
-// JSON, or for RegisterInstance the binary body of register_bin.go.
+// JSON, or the binary bodies of RegisterInstance (register_bin.go) and
+// ExpireInstances (expire_bin.go).
 func Encode(c Command) ([]byte, error) {
-	if ri, ok := c.(*RegisterInstance); ok {
-		return encodeRegisterInstance(ri)
+	switch c := c.(type) {
+	case *RegisterInstance:
+		return encodeRegisterInstance(c)
+	case *ExpireInstances:
+		return encodeExpireInstances(c)
 	}
+	return encodeJSON(c)
+}
+
+// encodeJSON is the type tag and c as JSON.
+func encodeJSON(c Command) ([]byte, error) {
 	body, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("fsm: encoding command %d: %w", c.commandType(), err)
@@ -154,6 +163,9 @@ func Decode(b []byte) (Command, error) {
 	case TypeDeregisterInstance:
 		c = &DeregisterInstance{}
 	case TypeExpireInstances:
+		if len(b) > 1 && b[1] == expireBinV1 {
+			return decodeExpireInstances(b[2:])
+		}
 		c = &ExpireInstances{}
 	case TypeSetPolicy:
 		c = &SetPolicy{}

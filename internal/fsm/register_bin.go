@@ -27,7 +27,8 @@ import (
 // leaves them out, does.
 const registerBinV1 = 0x01
 
-var errRegisterBin = errors.New("malformed binary RegisterInstance")
+// errBinBody is the cause of every error decoding a binary body.
+var errBinBody = errors.New("malformed binary command body")
 
 func encodeRegisterInstance(c *RegisterInstance) ([]byte, error) {
 	inst := &c.Instance
@@ -153,7 +154,7 @@ type binReader struct {
 
 func (r *binReader) fail(format string, args ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("%w: "+format, append([]any{errRegisterBin}, args...)...)
+		r.err = fmt.Errorf("%w: "+format, append([]any{errBinBody}, args...)...)
 	}
 	r.b = nil
 }
@@ -203,6 +204,16 @@ func (r *binReader) str() string {
 	s := string(r.b[:n])
 	r.b = r.b[n:]
 	return s
+}
+
+func (r *binReader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("missing byte")
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
 }
 
 func (r *binReader) boolean() bool {

@@ -81,6 +81,16 @@ func (h *Handler) read(eq eventQuery) ([]state.EncodedEvent, uint64, error) {
 	return evs, newest, err
 }
 
+// burstRead is the most events a stream that fell behind the hub reads
+// from the store at once, whatever its limit (which then only sets how
+// often it flushes). An expiry wave commits thousands of events a command,
+// back to back, and a reader gets the store's lock once between two
+// commands: a stream that read a page of a thousand at a time fell a
+// command's worth further behind with every command. (Catching up from
+// an old id, as a reconnecting stream does, still reads a page at a time:
+// a reconnect storm must not hold thousands of large reads at once.)
+const burstRead = api.MaxListLimit
+
 // events serves GET /v1/events: a poll, a long-poll (wait) or, with
 // Accept: text/event-stream, a Server-Sent Events stream.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
@@ -185,7 +195,7 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, eq eventQuery) 
 		defer h.metrics.watchers.Dec()
 	}
 	s := &sseStream{h: h, w: w, rc: http.NewResponseController(w), eq: eq}
-	if !s.catchUp(evs, newest) {
+	if !s.catchUp(evs, newest, eq.limit) {
 		return
 	}
 	ping := time.NewTicker(h.keepAlive)
@@ -229,35 +239,47 @@ type sseStream struct {
 	eq eventQuery
 }
 
-// readStore writes the events after eq.after from the store, in batches of
-// eq.limit; false when the stream must end.
+// readStore writes the events after eq.after from the store, read burstRead
+// at a time; false when the stream must end.
 func (s *sseStream) readStore() bool {
-	evs, newest, err := s.h.read(s.eq)
+	chunk := max(s.eq.limit, burstRead)
+	q := s.eq
+	q.limit = chunk
+	evs, newest, err := s.h.read(q)
 	if err != nil {
 		s.fail(err)
 		return false
 	}
-	return s.catchUp(evs, newest)
+	return s.catchUp(evs, newest, chunk)
 }
 
-// catchUp writes evs, a read of the store that answered newest, and reads
-// on while reads come back full; false when the stream must end.
-func (s *sseStream) catchUp(evs []state.EncodedEvent, newest uint64) bool {
+// catchUp writes evs, a read of at most chunk events of the store that
+// answered newest, flushing every eq.limit events and at the end, and
+// reads on, chunk at a time, while reads come back full; false when the
+// stream must end.
+func (s *sseStream) catchUp(evs []state.EncodedEvent, newest uint64, chunk int) bool {
 	for {
-		for _, e := range evs {
+		for i, e := range evs {
 			if _, err := s.w.Write(e.Frame); err != nil {
 				return false
 			}
+			if (i+1)%s.eq.limit == 0 && i+1 < len(evs) {
+				if err := s.rc.Flush(); err != nil {
+					return false
+				}
+			}
 		}
-		s.eq.after = state.ScanToEncoded(evs, s.eq.limit, s.eq.after, newest)
+		s.eq.after = state.ScanToEncoded(evs, chunk, s.eq.after, newest)
 		if err := s.rc.Flush(); err != nil {
 			return false
 		}
-		if len(evs) < s.eq.limit {
+		if len(evs) < chunk {
 			return true
 		}
+		q := s.eq
+		q.limit = chunk
 		var err error
-		if evs, newest, err = s.h.read(s.eq); err != nil {
+		if evs, newest, err = s.h.read(q); err != nil {
 			s.fail(err)
 			return false
 		}

@@ -222,3 +222,31 @@ func TestSlowStreamOutOfTheWindowGetsAnErrorEvent(t *testing.T) {
 		}
 	}
 }
+
+// A burst larger than the fan-out keeps and than one read of the store (an
+// expiry batch commits thousands of events in one write) reaches a stream
+// whole and in order, whatever its limit.
+func TestStreamReceivesABurstWhole(t *testing.T) {
+	srv, st := streamServer(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = burstRead + 2000
+	var items []state.Expiry
+	for i := range n {
+		inst := &state.Instance{Namespace: "acme", Service: "web", ID: fmt.Sprintf("i-%05d", i), HeartbeatTimeout: 30, RegIndex: uint64(i + 1)}
+		if _, err := st.RegisterInstance(time.Now(), inst, false); err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, state.Expiry{Key: inst.Key(), RegIndex: inst.RegIndex, Deadline: time.Now().UTC().Truncate(time.Millisecond)})
+	}
+	after := st.Index()
+	br := bufio.NewReader(openStream(ctx, t, fmt.Sprintf("%s/v1/events?type=instance.timeout&limit=7&after=%d", srv.URL, after)).Body)
+	if got := st.ExpireInstances(time.Now(), items); got != n {
+		t.Fatalf("expired %d of %d", got, n)
+	}
+	got, err := readFrames(br, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantFrames(t, st, after, state.EventFilter{Types: []string{api.EventInstanceTimeout}}, got)
+}

@@ -80,3 +80,28 @@ func TestCompactionCopiesOnlyWrittenTokens(t *testing.T) {
 		t.Fatalf("compacted to %d bytes, want 2 records", got)
 	}
 }
+
+// With a live count, the once-a-second check lists the live tokens only
+// when the file holds four times as many records as there are live
+// registrations; it then compacts as without the count.
+func TestCompactionAsksTheCountFirst(t *testing.T) {
+	live := threeLive()
+	j, path := churnJournal(t, minCompact, live)
+	defer j.Close()
+	listed := 0
+	j.SetLive(func() map[uint64]string { listed++; return maps.Clone(live) })
+	j.SetLiveCount(func() int { return minCompact/4 + 1 })
+	if err := j.compactIfLarge(); err != nil {
+		t.Fatal(err)
+	}
+	if listed != 0 || size(t, path) != minCompact*recordBytes {
+		t.Fatalf("with %d records and %d live: listed %d times, %d bytes", minCompact, minCompact/4+1, listed, size(t, path))
+	}
+	j.SetLiveCount(func() int { return len(live) })
+	if err := j.compactIfLarge(); err != nil {
+		t.Fatal(err)
+	}
+	if listed != 1 || size(t, path) != int64(len(live))*recordBytes {
+		t.Fatalf("with %d live: listed %d times, compacted to %d bytes", len(live), listed, size(t, path))
+	}
+}

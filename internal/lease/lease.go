@@ -89,7 +89,36 @@ type shard struct {
 	// when it was set. References are not removed when a deadline moves or an
 	// entry leaves the table: the reaper checks the entry's current deadline
 	// and whether it was removed, and drops stale references.
-	wheel map[int64][]*entry
+	wheel map[int64][]ref
+	// peek is the wheel's references under peekTick, the tick under way
+	// that the reaper looks into every round, kept by file and resetWheel
+	// so that those rounds need no map lookup (a cold map, a cache miss or
+	// several each, for every shard, fifty times a second).
+	peekTick int64
+	peek     []ref
+}
+
+// ref is a wheel reference: the entry and its deadline when it was filed,
+// so that a round looking into the tick under way passes over the
+// deadlines still to come without reading their entries.
+type ref struct {
+	e        *entry
+	deadline int64 // Unix nanoseconds
+}
+
+// file adds e to the wheel under tick b.
+func (s *shard) file(b int64, e *entry) {
+	refs := append(s.wheel[b], ref{e, e.deadline})
+	s.wheel[b] = refs
+	if b == s.peekTick {
+		s.peek = refs
+	}
+}
+
+// resetWheel empties the wheel.
+func (s *shard) resetWheel() {
+	s.wheel = make(map[int64][]ref)
+	s.peek = nil
 }
 
 type entry struct {
@@ -167,7 +196,7 @@ func (s *shard) each(f func(*entry)) {
 func (s *shard) clear() {
 	s.entries = make(map[uint64]*entry)
 	s.collided = nil
-	s.wheel = make(map[int64][]*entry)
+	s.resetWheel()
 }
 
 // Options configure a Table.
@@ -237,9 +266,17 @@ func (t *Table) shardFor(k state.InstanceKey) (*shard, uint64) {
 
 func tickOf(d time.Time) int64 { return tickOfNano(d.UnixNano()) }
 
+// tickOfNano is the tick whose interval ((b-1)·tick, b·tick] holds ns,
+// to the nanosecond: once now >= b·tick, every deadline filed under b has
+// passed. (Counted in whole milliseconds, a deadline less than a
+// millisecond after b·tick went under b too; a round at b·tick then took
+// tick b out of the wheel with that deadline not yet passed, and it was
+// never expired.)
 func tickOfNano(ns int64) int64 {
-	ms := ns / int64(time.Millisecond)
-	return (ms + int64(tick/time.Millisecond) - 1) / int64(tick/time.Millisecond)
+	if ns > 0 {
+		return (ns-1)/int64(tick) + 1
+	}
+	return ns / int64(tick) // rounds toward zero: up, for negatives
 }
 
 // schedule files e in the wheel under its deadline's tick, or under the
@@ -247,8 +284,7 @@ func tickOfNano(ns int64) int64 {
 // after its deadline, a renewal undone to a passed deadline), so that the
 // reaper still visits it.
 func (s *shard) schedule(e *entry, nowNS int64) {
-	b := max(tickOfNano(e.deadline), tickOfNano(nowNS)+1)
-	s.wheel[b] = append(s.wheel[b], e)
+	s.file(max(tickOfNano(e.deadline), tickOfNano(nowNS)+1), e)
 }
 
 // unixTime is the inverse of time.Time.UnixNano, in UTC.
@@ -540,6 +576,18 @@ func (t *Table) LiveTokens() map[uint64]string {
 		return nil
 	}
 	return t.Tokens()
+}
+
+// Len returns how many registrations the table tracks.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.entries) + len(s.collided)
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // Tokens returns the current token of every tracked registration.

@@ -215,6 +215,67 @@ func TestHeartbeatAfterTheDeadlineIsRefused(t *testing.T) {
 	})
 }
 
+// The reaper looks into the tick under way every fifth of a tick: a
+// deadline early in a tick is not held until the tick ends. Each expiry is
+// sent exactly once, though its tick is looked into several times.
+func TestReaperTakesPassedDeadlinesWithinATick(t *testing.T) {
+	const reapEvery = tick / 5
+	synctest.Test(t, func(t *testing.T) {
+		tb := newTable(t, lease.Options{})
+		defer tb.SetLeader(false)
+		start := time.Now() // on a tick: the bubble's clock starts at midnight
+		tb.SetLeader(true)
+		cases := []struct {
+			id    string
+			after time.Duration // registered this long after start, timeout 3 s
+		}{{"early", 3 * time.Millisecond}, {"middle", 33 * time.Millisecond}, {"on-a-round", 60 * time.Millisecond}, {"late", 99 * time.Millisecond}}
+		for i, tc := range cases {
+			time.Sleep(time.Until(start.Add(tc.after)))
+			tb.InstanceAdded(instance(tc.id, uint64(i+1), 3))
+		}
+		for _, tc := range cases {
+			deadline := start.Add(3*time.Second + tc.after)
+			b := nextBatch(t, tb, 3*time.Second)
+			if len(b) != 1 || b[0].Key.ID != tc.id || !b[0].Deadline.Equal(deadline) {
+				t.Fatalf("batch %+v, want %s at %s", b, tc.id, deadline)
+			}
+			if late := time.Since(deadline); late < 0 || late > reapEvery {
+				t.Errorf("%s sent %s after its deadline, want at most %s", tc.id, late, reapEvery)
+			}
+		}
+		time.Sleep(time.Second)
+		noExpiry(t, tb)
+	})
+}
+
+// A deadline less than a millisecond after the end of a tick belongs to
+// the next tick: the round at the end of the tick must not take it out of
+// the wheel before it has passed (it was then never expired).
+func TestReaperKeepsADeadlineJustAfterATick(t *testing.T) {
+	const reapEvery = tick / 5
+	for _, after := range []time.Duration{time.Nanosecond, 500 * time.Microsecond, time.Millisecond - time.Nanosecond, time.Millisecond} {
+		t.Run(after.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tb := newTable(t, lease.Options{})
+				defer tb.SetLeader(false)
+				start := time.Now() // on a tick: the bubble's clock starts at midnight
+				tb.SetLeader(true)
+				time.Sleep(after)
+				a := instance("a", 1, 3)
+				tb.InstanceAdded(a)
+				deadline := start.Add(3*time.Second + after)
+				b := nextBatch(t, tb, 4*time.Second)
+				if len(b) != 1 || b[0].Key != a.Key() {
+					t.Fatalf("batch %+v, want a", b)
+				}
+				if late := time.Since(deadline); late < 0 || late > reapEvery {
+					t.Errorf("sent %s after its deadline, want at most %s", late, reapEvery)
+				}
+			})
+		})
+	}
+}
+
 func TestReaperDeliversExpiries(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tb := newTable(t, lease.Options{Batch: 2})
@@ -450,8 +511,8 @@ func TestInstanceRemovedStopsTracking(t *testing.T) {
 		stale := *a
 		stale.RegIndex = 4 // an older registration of the same id
 		tb.InstanceRemoved(&stale)
-		if _, ok := tb.Get(a.Key(), 5); !ok {
-			t.Fatal("removing an older registration removed the live one")
+		if _, ok := tb.Get(a.Key(), 5); !ok || tb.Len() != 1 {
+			t.Fatalf("removing an older registration removed the live one (%d tracked)", tb.Len())
 		}
 
 		tb.InstanceRemoved(a)
@@ -459,8 +520,8 @@ func TestInstanceRemovedStopsTracking(t *testing.T) {
 			t.Fatal("still tracked after InstanceRemoved")
 		}
 		refused(t, tb, a.Key(), a.Token, registry.ErrNotFound)
-		if got := tb.Tokens(); len(got) != 0 {
-			t.Fatalf("Tokens = %v after removal", got)
+		if got := tb.Tokens(); len(got) != 0 || tb.Len() != 0 {
+			t.Fatalf("Tokens = %v, Len = %d after removal", got, tb.Len())
 		}
 		time.Sleep(10 * time.Second)
 		noExpiry(t, tb)

@@ -57,7 +57,7 @@ func (t *Table) resetDeadlines() {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.wheel = make(map[int64][]*entry)
+		s.resetWheel()
 		s.each(func(e *entry) {
 			// The last beat is unknown after a restart; show the moment the
 			// deadline was pushed, so expires_at - timeout = last_heartbeat_at.
@@ -71,72 +71,128 @@ func (t *Table) resetDeadlines() {
 	t.changedAll()
 }
 
-// reap wakes every tick and sends the registrations whose deadline passed.
+// reapEvery is the reaper's period. The wheel's ticks are longer: each
+// round takes the ticks that have ended out of the wheel, and the passed
+// deadlines out of the tick under way, so that an expiry waits at most
+// reapEvery for the reaper rather than a whole tick.
+const reapEvery = tick / 5
+
+// reap wakes every reapEvery, on the multiples of reapEvery, and sends the
+// registrations whose deadline passed.
 func (t *Table) reap(cancel <-chan struct{}, reaped chan<- struct{}) {
 	defer close(reaped)
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	done := tickOf(t.now()) - 1 // every tick up to and including done is reaped
+	var due []dueEntry          // reused from round to round
 	for {
+		nowNS := t.now().UnixNano()
+		timer.Reset(time.Duration(int64(reapEvery) - nowNS%int64(reapEvery)))
 		select {
 		case <-cancel:
 			return
-		case <-ticker.C:
+		case <-timer.C:
 		}
 		now := t.now()
 		// Tick b holds deadlines in ((b-1)·tick, b·tick]; it is over once now >= b·tick.
-		upTo := now.UnixMilli() / int64(tick/time.Millisecond)
-		if upTo <= done {
-			continue
-		}
-		due := t.collect(done+1, upTo, now)
+		upTo := max(floorDiv(now.UnixNano(), int64(tick)), done)
+		due = t.collect(due[:0], done+1, upTo, now)
 		done = upTo
-		// Ten thousand due in one tick sort in a few milliseconds: the
-		// comparison builds no strings (cmp.Or would evaluate every key).
-		slices.SortFunc(due, func(a, b state.Expiry) int {
-			if c := a.Deadline.Compare(b.Deadline); c != 0 {
-				return c
-			}
-			return cmp.Or(cmp.Compare(a.Key.Namespace, b.Key.Namespace), cmp.Compare(a.Key.Service, b.Key.Service), cmp.Compare(a.Key.ID, b.Key.ID))
-		})
-		for len(due) > 0 {
-			n := min(len(due), t.batch)
+		sortDue(due)
+		for rest := due; len(rest) > 0; {
+			n := min(len(rest), t.batch)
 			select {
-			case t.expired <- due[:n:n]:
+			case t.expired <- expiries(rest[:n]):
 			case <-cancel:
 				return
 			}
-			due = due[n:]
+			rest = rest[n:]
 		}
+		clear(due) // let the records go
 	}
 }
 
-// collect takes the wheel's ticks from..to out of every shard and returns the
-// registrations among them whose deadline has passed, marking them expiring
-// so that no heartbeat revives them.
-func (t *Table) collect(from, to int64, now time.Time) []state.Expiry {
-	var due []state.Expiry
+// sortDue puts due in the order expiries are sent: oldest deadline first,
+// then by namespace, service and id. Ten thousand sort in a millisecond or
+// two: the entries are small, and keys are compared only between equal
+// deadlines.
+func sortDue(due []dueEntry) {
+	slices.SortFunc(due, func(a, b dueEntry) int {
+		if c := cmp.Compare(a.deadline, b.deadline); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.inst.Namespace, b.inst.Namespace), cmp.Compare(a.inst.Service, b.inst.Service), cmp.Compare(a.inst.ID, b.inst.ID))
+	})
+}
+
+// expiries is a batch of the receiver's own.
+func expiries(due []dueEntry) []state.Expiry {
+	batch := make([]state.Expiry, len(due))
+	for i, d := range due {
+		batch[i] = state.Expiry{Key: d.inst.Key(), RegIndex: d.inst.RegIndex, Deadline: unixTime(d.deadline)}
+	}
+	return batch
+}
+
+// dueEntry is a registration whose deadline passed: its record, as it was
+// when collected, and its deadline truncated to the millisecond (Unix ns).
+type dueEntry struct {
+	deadline int64
+	inst     *state.Instance
+}
+
+// collect takes the wheel's ticks from..to out of every shard, and looks
+// into tick to+1, the one under way, without taking it. It appends to due
+// the registrations among them whose deadline has passed, marking them
+// expiring so that no heartbeat revives them and no later round sends them
+// again.
+func (t *Table) collect(due []dueEntry, from, to int64, now time.Time) []dueEntry {
 	nowNS := now.UnixNano()
+	take := func(refs []ref) {
+		for _, r := range refs {
+			if nowNS < r.deadline {
+				continue // not yet (and if it moved, it moved later)
+			}
+			e := r.e
+			if e.removed || e.expiring || nowNS < e.deadline {
+				continue
+			}
+			e.expiring = true
+			due = append(due, dueEntry{deadline: floorMilli(e.deadline), inst: e.inst})
+		}
+	}
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
 		for b := from; b <= to; b++ {
-			refs, ok := s.wheel[b]
-			if !ok {
-				continue
-			}
-			delete(s.wheel, b)
-			for _, e := range refs {
-				if e.removed || e.expiring || nowNS < e.deadline {
-					continue
-				}
-				e.expiring = true
-				due = append(due, state.Expiry{Key: e.inst.Key(), RegIndex: e.inst.RegIndex, Deadline: unixTime(e.deadline).Truncate(time.Millisecond)})
+			if refs, ok := s.wheel[b]; ok {
+				delete(s.wheel, b)
+				take(refs)
 			}
 		}
+		if s.peekTick != to+1 {
+			s.peekTick, s.peek = to+1, s.wheel[to+1]
+		}
+		take(s.peek)
 		s.mu.Unlock()
 	}
 	return due
+}
+
+// floorDiv is a / b rounded down (b > 0).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// floorMilli truncates Unix nanoseconds to the millisecond, as
+// time.Time.Truncate(time.Millisecond) does.
+func floorMilli(ns int64) int64 {
+	const ms = int64(time.Millisecond)
+	return ns - ((ns%ms)+ms)%ms
 }
 
 // Retry re-arms registrations whose expiry could not be committed, so the
@@ -149,7 +205,7 @@ func (t *Table) Retry(items []state.Expiry) {
 		s.mu.Lock()
 		if e := s.get(h, it.Key); e != nil && e.inst.RegIndex == it.RegIndex && e.expiring {
 			e.expiring = false
-			s.wheel[next] = append(s.wheel[next], e)
+			s.file(next, e)
 		}
 		s.mu.Unlock()
 	}

@@ -172,14 +172,25 @@ func (n *Node) closeStores() {
 // returning the FSM's response. It fails with registry.ErrNotLeader on a
 // follower.
 func (n *Node) Apply(data []byte, timeout time.Duration) (any, error) {
+	return n.ApplyAsync(data, timeout)()
+}
+
+// ApplyAsync proposes a command and returns once Raft has queued it (or
+// timeout has passed); wait then blocks until the command is committed and
+// applied, and answers as Apply does. Commands proposed one after another
+// from one goroutine are committed and applied in that order, and several
+// may be in flight: Raft writes the next while the FSM applies the last.
+func (n *Node) ApplyAsync(data []byte, timeout time.Duration) (wait func() (any, error)) {
 	f := n.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			return nil, fmt.Errorf("raftnode: apply: %w (%v)", registry.ErrNotLeader, err)
+	return func() (any, error) {
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+				return nil, fmt.Errorf("raftnode: apply: %w (%v)", registry.ErrNotLeader, err)
+			}
+			return nil, fmt.Errorf("raftnode: apply: %w", err)
 		}
-		return nil, fmt.Errorf("raftnode: apply: %w", err)
+		return f.Response(), nil
 	}
-	return f.Response(), nil
 }
 
 // LeaderChanges delivers true when this node becomes leader and false when it stops being leader.

@@ -73,6 +73,11 @@ func TestEncodingMatchesEncodingJSON(t *testing.T) {
 		if b, want := encodeEvent(&e), stdJSON(t, &e); !bytes.Equal(b, want) {
 			rt.Fatalf("event:\n got %s\nwant %s", b, want)
 		}
+		// The frame push writes in one piece is the frame of that line.
+		frame, ok := appendEventFrame(nil, &e)
+		if want := sseFrame(&e, stdJSON(t, &e)); !ok || !bytes.Equal(frame, want) {
+			rt.Fatalf("frame: ok %v\n got %q\nwant %q", ok, frame, want)
+		}
 	})
 }
 
@@ -88,6 +93,9 @@ func TestEncodingRefusesBadTime(t *testing.T) {
 	}
 	if _, ok := appendEventJSON(nil, &api.Event{Time: bad}); ok {
 		t.Fatal("event with year 10000 encoded")
+	}
+	if _, ok := appendEventFrame(nil, &api.Event{Time: bad}); ok {
+		t.Fatal("frame with year 10000 encoded")
 	}
 	if _, ok := appendPayloadJSON(nil, api.RevisionDefaultPayload{}); ok {
 		t.Fatal("a payload without a hand-written encoder was encoded by hand")

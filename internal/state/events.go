@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/muster-registry/muster/api"
 	"github.com/muster-registry/muster/internal/registry"
@@ -32,17 +33,28 @@ func newRing(limit int) ring {
 // push appends e as the next event (it takes the next id).
 func (r *ring) push(e api.Event) {
 	e.ID = r.last + 1
-	r.pushEncoded(e, encodeEvent(&e))
+	// The frame is written in one piece, JSON included, into one allocation:
+	// an expiry wave pushes tens of thousands of events a second.
+	if b, ok := appendEventFrame(make([]byte, 0, frameSize(&e)), &e); ok {
+		r.pushFrame(e, b)
+		return
+	}
+	ev := e // only this path's copy escapes (to encoding/json)
+	r.pushEncoded(e, encodeEvent(&ev))
 }
 
 // pushEncoded appends e, whose ID must be the next id, with its line =
 // encodeEvent(&e) (made ahead, perhaps on another goroutine).
 func (r *ring) pushEncoded(e api.Event, line []byte) {
+	r.pushFrame(e, sseFrame(&e, line))
+}
+
+// pushFrame appends e, whose ID must be the next id, with b, its frame.
+func (r *ring) pushFrame(e api.Event, b []byte) {
 	r.last++
 	if e.ID != r.last {
 		panic("state: event pushed out of order") // callers set and check the id
 	}
-	b := sseFrame(&e, line)
 	// The payload ends the encoded line, byte for byte when it is compact
 	// (as the payloads we encode are): hold it once, inside the frame, not
 	// twice. Either way the ring keeps no reference to the caller's bytes.
@@ -88,6 +100,26 @@ func sseFrame(e *api.Event, js []byte) []byte {
 	b = append(b, "\ndata: "...)
 	b = append(b, js...)
 	return append(b, "\n\n"...)
+}
+
+// frameSize is room for e's frame when nothing in it needs escaping.
+func frameSize(e *api.Event) int {
+	const fixed = len("id: \nevent: \ndata: \n\n") + len(`{"id":,"type":"","namespace":"","service":"","time":"","payload":}`)
+	return fixed + 2*20 + 2*len(e.Type) + len(e.Namespace) + len(e.Service) + len(time.RFC3339Nano) + len(e.Payload)
+}
+
+// appendEventFrame appends e's frame, as sseFrame(e, encodeEvent(e)) makes
+// it, when the hand-written encoder can write e's JSON (ok).
+func appendEventFrame(b []byte, e *api.Event) (_ []byte, ok bool) {
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, e.ID, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, e.Type...)
+	b = append(b, "\ndata: "...)
+	if b, ok = appendEventJSON(b, e); !ok {
+		return b, false
+	}
+	return append(b, "\n\n"...), true
 }
 
 // frameJSON is the JSON inside a frame made by sseFrame for e.

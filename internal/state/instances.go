@@ -229,6 +229,9 @@ func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
 	defer s.mu.Unlock()
 	t := s.begin(now)
 	defer t.commit()
+	// Room for a batch of the reaper's (thousands of one service) up front.
+	t.events = make([]api.Event, 0, len(items))
+	t.scratch = make([]byte, 0, len(items)*96)
 	n := 0
 	var touched []Key
 	for _, e := range items {
@@ -242,8 +245,10 @@ func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
 			continue
 		}
 		s.removeInstance(sk, svc, inst)
-		t.emit(api.EventInstanceTimeout, sk.Namespace, sk.Name, e.Deadline, api.InstanceRemovedPayload{ID: inst.ID, RevisionTag: inst.RevisionTag, Deadline: e.Deadline})
-		touched = append(touched, sk)
+		t.emitRemoved(api.EventInstanceTimeout, sk.Namespace, sk.Name, e.Deadline, &api.InstanceRemovedPayload{ID: inst.ID, RevisionTag: inst.RevisionTag, Deadline: e.Deadline})
+		if len(touched) == 0 || touched[len(touched)-1] != sk {
+			touched = append(touched, sk)
+		}
 		n++
 	}
 	// Readiness after the whole batch: an endpoint flips at most once per batch.

@@ -208,6 +208,9 @@ type txn struct {
 	s      *Store
 	now    time.Time
 	events []api.Event
+	// scratch holds the payloads emitRemoved encodes, one after the other;
+	// commit copies each into its event's frame.
+	scratch []byte
 }
 
 func (s *Store) begin(now time.Time) *txn { return &txn{s: s, now: now} }
@@ -231,6 +234,20 @@ func (t *txn) emit(typ, ns, svc string, at time.Time, payload any) {
 		raw = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	}
 	t.events = append(t.events, api.Event{Type: typ, Namespace: ns, Service: svc, Time: at, Payload: raw})
+}
+
+// emitRemoved is emit for an api.InstanceRemovedPayload, encoded into the
+// write's scratch buffer rather than a buffer of its own: an expiry batch
+// emits thousands.
+func (t *txn) emitRemoved(typ, ns, svc string, at time.Time, p *api.InstanceRemovedPayload) {
+	n := len(t.scratch)
+	b, ok := appendRemovedJSON(t.scratch, p)
+	if !ok {
+		t.emit(typ, ns, svc, at, *p)
+		return
+	}
+	t.scratch = b
+	t.events = append(t.events, api.Event{Type: typ, Namespace: ns, Service: svc, Time: at, Payload: b[n:len(b):len(b)]})
 }
 
 // appendPayloadJSON encodes the payloads of the events every registration,

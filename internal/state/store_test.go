@@ -573,3 +573,47 @@ func TestEventInstance(t *testing.T) {
 		t.Fatalf("EventInstance leaves nil lists, which encode as null: %+v", v)
 	}
 }
+
+// An expiry batch writes one instance.timeout per live registration it
+// names, in the batch's order, each with its own payload and frame (the
+// payloads are encoded one after the other into one buffer first).
+func TestExpireInstancesEvents(t *testing.T) {
+	st := state.New(0, nil)
+	var items []state.Expiry
+	for i, id := range []string{"b-1", "a-2", "c-3", "gone"} {
+		in := inst("ns", "svc", id, uint64(10+i))
+		if id != "gone" {
+			if _, err := st.RegisterInstance(at(1), in, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		items = append(items, state.Expiry{Key: in.Key(), RegIndex: in.RegIndex, Deadline: at(5).Add(time.Duration(i) * time.Millisecond)})
+	}
+	after := st.Index()
+	if n := st.ExpireInstances(at(6), items); n != 3 {
+		t.Fatalf("expired %d, want 3", n)
+	}
+	evs, _, err := st.EncodedEvents(after, state.EventFilter{Types: []string{api.EventInstanceTimeout}}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 {
+		t.Fatalf("%d timeout events, want 3", len(evs))
+	}
+	for i, e := range evs {
+		want := fmt.Sprintf(`{"id":%d,"type":"instance.timeout","namespace":"ns","service":"svc","time":"%s","payload":{"id":"%s","revision_tag":"","deadline":"%s"}}`,
+			after+uint64(i)+1, items[i].Deadline.Format(time.RFC3339Nano), items[i].Key.ID, items[i].Deadline.Format(time.RFC3339Nano))
+		if string(e.JSON) != want {
+			t.Errorf("event %d:\n got %s\nwant %s", i, e.JSON, want)
+		}
+		if frame := fmt.Sprintf("id: %d\nevent: instance.timeout\ndata: %s\n\n", e.ID, want); string(e.Frame) != frame {
+			t.Errorf("frame %d: %q", i, e.Frame)
+		}
+	}
+	plain, _, _ := st.Events(after, state.EventFilter{Types: []string{api.EventInstanceTimeout}}, 100)
+	for i, e := range plain {
+		if want := fmt.Sprintf(`{"id":"%s","revision_tag":"","deadline":"%s"}`, items[i].Key.ID, items[i].Deadline.Format(time.RFC3339Nano)); string(e.Payload) != want {
+			t.Errorf("payload %d: %s, want %s", i, e.Payload, want)
+		}
+	}
+}

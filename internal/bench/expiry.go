@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -169,21 +168,11 @@ func newExpiryWatch(dying []member) *expiryWatch {
 
 // follow reads the stream at streamURL until ctx ends or the stream fails.
 func (w *expiryWatch) follow(ctx context.Context, tr http.RoundTripper, streamURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+	resp, err := openStream(ctx, tr, streamURL)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "muster-bench")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		return fmt.Errorf("bench: opening the event stream: %w", err)
-	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("bench: the event stream answered %s: %s", resp.Status, b)
-	}
 	return readTimeouts(newStreamReader(resp.Body), w.record)
 }
 

@@ -221,21 +221,11 @@ func (w *watchRun) histogram() *Histogram {
 // follow opens watcher i's stream and records each change it delivers
 // until ctx ends or the stream fails.
 func (w *watchRun) follow(ctx context.Context, tr http.RoundTripper, streamURL string, i int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+	resp, err := openStream(ctx, tr, streamURL)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("User-Agent", "muster-bench")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		return fmt.Errorf("bench: opening a stream: %w", err)
-	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("bench: stream answered %s: %s", resp.Status, b)
-	}
 	row := w.lat[i*(w.planned+1) : (i+1)*(w.planned+1)]
 	seen0 := false
 	return readChanges(bufio.NewReaderSize(resp.Body, streamBuffer), func(seq int, at time.Time) error {
@@ -312,4 +302,26 @@ func changeSeq(line []byte) (int, bool) {
 	}
 	n, err := strconv.Atoi(string(rest[:end]))
 	return n, err == nil && n >= 0
+}
+
+// openStream opens the event stream at streamURL through tr, raw (the
+// scenarios read its frames themselves); an answer other than 200 is an
+// error, with the start of its body.
+func openStream(ctx context.Context, tr http.RoundTripper, streamURL string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, streamURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("User-Agent", "muster-bench")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: opening an event stream: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("bench: the event stream answered %s: %s", resp.Status, b)
+	}
+	return resp, nil
 }

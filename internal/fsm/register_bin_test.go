@@ -91,17 +91,23 @@ func TestRegisterInstanceBinaryRefusesDamage(t *testing.T) {
 		if err != nil {
 			rt.Fatal(err)
 		}
-		for n := 2; n < len(b); n++ {
-			if _, err := Decode(b[:n]); err == nil {
-				rt.Fatalf("a cut at %d of %d bytes decoded", n, len(b))
-			}
-		}
-		if _, err := Decode(append(b, 0)); err == nil {
-			rt.Fatal("a trailing byte was accepted")
-		}
-		i := rapid.IntRange(2, len(b)-1).Draw(rt, "at")
-		damaged := append([]byte(nil), b...)
-		damaged[i] ^= byte(rapid.IntRange(1, 255).Draw(rt, "xor"))
-		_, _ = Decode(damaged) // must not panic
+		refusesDamage(rt, b)
 	})
+}
+
+// refusesDamage checks a binary command b: every cut of it is refused, a
+// trailing byte too, and a byte changed in it does not make Decode panic.
+func refusesDamage(rt *rapid.T, b []byte) {
+	for n := 2; n < len(b); n++ {
+		if _, err := Decode(b[:n]); err == nil {
+			rt.Fatalf("a cut at %d of %d bytes decoded", n, len(b))
+		}
+	}
+	if _, err := Decode(append(b, 0)); err == nil {
+		rt.Fatal("a trailing byte was accepted")
+	}
+	i := rapid.IntRange(2, len(b)-1).Draw(rt, "at")
+	damaged := append([]byte(nil), b...)
+	damaged[i] ^= byte(rapid.IntRange(1, 255).Draw(rt, "xor"))
+	_, _ = Decode(damaged) // must not panic
 }

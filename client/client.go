@@ -176,7 +176,11 @@ func New(addr string, opts ...Option) (*Client, error) {
 	}
 	if c.http == nil {
 		c.http = newHTTPClient(u, http.ProxyFromEnvironment)
-		c.lean, _ = c.http.Transport.(*transport)
+		// Only without user:password in the address: http.Client turns
+		// that into Basic auth and hides the password in errors.
+		if u.User == nil {
+			c.lean, _ = c.http.Transport.(*transport)
+		}
 	}
 	c.accept, c.acceptStream, c.jsonType = []string{"application/json"}, []string{"text/event-stream"}, []string{"application/json"}
 	if c.userAgent != "" {
@@ -395,7 +399,8 @@ func (c *Client) send(ctx context.Context, r request, accept string) (*http.Resp
 // of the headers, ~5 % of a heartbeat's client CPU): a Muster server never
 // redirects, and an answer that does (a proxy in front of it sending
 // http:// to https://) is sent again through http.Client, which follows
-// it. Errors have http.Client's form.
+// it (so the first hop goes out twice). Errors have http.Client's form.
+// An address with user:password never comes here (see New).
 func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 	if c.lean == nil {
 		return c.http.Do(req)
@@ -413,7 +418,8 @@ func (c *Client) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		body, err := req.GetBody()
 		if err != nil {
-			return resp, nil
+			closeBody(resp)
+			return nil, &url.Error{Op: req.Method[:1] + strings.ToLower(req.Method[1:]), URL: req.URL.String(), Err: err}
 		}
 		req.Body = body
 	}

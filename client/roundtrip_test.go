@@ -72,3 +72,30 @@ func TestLeanClientErrorShape(t *testing.T) {
 		t.Errorf("error %q, want it to start %q", leanErr, want)
 	}
 }
+
+// TestUserInfoAddressSendsBasicAuth: an address with user:password gets
+// Basic auth, as through http.Client, and errors hide the password.
+func TestUserInfoAddressSendsBasicAuth(t *testing.T) {
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		okJSON(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	addr := strings.Replace(srv.URL, "http://", "http://alice:secret@", 1)
+	c, err := New(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	if err := c.Health(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := got.Load().(string); a != "Basic YWxpY2U6c2VjcmV0" {
+		t.Errorf("Authorization %q, want Basic auth of alice:secret", a)
+	}
+	srv.Close()
+	if err := c.Health(t.Context()); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("error %v shows the password or is missing", err)
+	}
+}

@@ -27,8 +27,11 @@ import (
 )
 
 // MaxPending is how many frames a subscription may have waiting before it
-// is marked lost and its frames dropped.
-const MaxPending = 1024
+// is marked lost and its frames dropped. It is a whole hub read
+// (readBatch), so that a stream that keeps up takes an expiry command of
+// thousands of events without being lost; the frames are shared, so each
+// waiting one costs the subscription 32 bytes.
+const MaxPending = readBatch
 
 // readBatch is the most events the hub reads from the store at a time. An
 // expiry wave commits thousands of events a command, back to back, and the

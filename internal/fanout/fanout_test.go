@@ -215,6 +215,35 @@ func TestSlowSubscriberIsLostNotWaitedFor(t *testing.T) {
 	fast.sub.Close()
 }
 
+// A subscription that keeps up takes a whole expiry command, thousands of
+// events in one commit, without being lost: the hub reads up to readBatch
+// at once, and a subscription may hold that many.
+func TestCaughtUpSubscriberTakesAWholeExpiryBatch(t *testing.T) {
+	ctx := testCtx(t)
+	st := state.New(0, nil)
+	hub := fanout.New(st)
+	fl := follow(st, hub, state.EventFilter{Namespace: "ns"})
+	const n = 5000
+	items := make([]state.Expiry, n)
+	for i := range n {
+		join(t, st, "ns", "svc", i)
+		items[i] = state.Expiry{Key: state.InstanceKey{Namespace: "ns", Service: "svc", ID: fmt.Sprintf("i-%d", i)}, RegIndex: uint64(i), Deadline: t0}
+		if i%500 == 0 {
+			fl.catchUp(ctx, t)
+		}
+	}
+	fl.catchUp(ctx, t)
+	if got := st.ExpireInstances(t0, items); got != n {
+		t.Fatalf("expired %d, want %d", got, n)
+	}
+	fl.catchUp(ctx, t)
+	wantIDs(t, st, fl)
+	if fl.lost != 0 {
+		t.Fatalf("lost %d times over one command of %d events", fl.lost, n)
+	}
+	fl.sub.Close()
+}
+
 // After the last subscription closes, the hub stops; a new subscription
 // starts it again, from where the feed is then.
 func TestHubRestartsAfterTheLastSubscriptionCloses(t *testing.T) {

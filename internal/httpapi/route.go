@@ -18,7 +18,9 @@ const heartbeatPattern = "POST /v1/services/{ns}/{name}/instances/{id}/heartbeat
 func heartbeatRoute(r *http.Request) (ns, name, id string, ok bool) {
 	const pre, mid, post = "/v1/services/", "/instances/", "/heartbeat"
 	p := r.URL.Path
-	if r.Method != http.MethodPost || r.URL.RawPath != "" || !strings.HasPrefix(p, pre) || !strings.HasSuffix(p, post) {
+	// The length first: "/v1/services/heartbeat" has both ends, sharing a slash.
+	if r.Method != http.MethodPost || r.URL.RawPath != "" || len(p) < len(pre)+len(post) ||
+		!strings.HasPrefix(p, pre) || !strings.HasSuffix(p, post) {
 		return "", "", "", false
 	}
 	rest := p[len(pre) : len(p)-len(post)] // ns/name/instances/id

@@ -74,18 +74,30 @@ func TestHeartbeatRouteAgreesWithMux(t *testing.T) {
 		"/v1/services/acme/web/instances/i-1/heartbeat":      true,
 		"/v1/services/a.b/c_d/instances/host:8080/heartbeat": true,
 		// The mux redirects these, or sees other segments.
-		"/v1/services/./web/instances/i-1/heartbeat":       false,
-		"/v1/services/acme/web/instances/../heartbeat":     false,
-		"/v1/services/acme/web/instances%2Fi-1/heartbeat":  false,
-		"/v1/services/acme/web/instances/i-1%2Fheartbeat":  false,
-		"/v1/services/acme//web/instances/i-1/heartbeat":   false,
-		"/v1/services/acme/web/instances/i-1/heartbeat/":   false,
-		"/v1/services/acme/web/instances/a/b/heartbeat":    false,
+		"/v1/services/./web/instances/i-1/heartbeat":      false,
+		"/v1/services/acme/web/instances/../heartbeat":    false,
+		"/v1/services/acme/web/instances%2Fi-1/heartbeat": false,
+		"/v1/services/acme/web/instances/i-1%2Fheartbeat": false,
+		"/v1/services/acme//web/instances/i-1/heartbeat":  false,
+		"/v1/services/acme/web/instances/i-1/heartbeat/":  false,
+		"/v1/services/acme/web/instances/a/b/heartbeat":   false,
+		// Both ends overlap or nearly.
+		"/v1/services/heartbeat":                           false,
+		"/v1/services//heartbeat":                          false,
+		"/v1/services/instances/heartbeat":                 false,
+		"/v1/services/a/instances/heartbeat":               false,
+		"/v1/services/a/b/instances/heartbeat":             false,
 		"/v1/services/acme/web/instances/i-1/heartbeat?x=": true,
 	} {
 		r := httptest.NewRequest(http.MethodPost, target, nil)
 		if _, _, _, ok := heartbeatRoute(r); ok != want {
 			t.Errorf("POST %s: taken %v, want %v", target, ok, want)
+		}
+		// Through the whole handler: an unknown instance or no route, never a panic's 500.
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, target, strings.NewReader(`{"token":"t"}`)))
+		if rec.Code == http.StatusInternalServerError {
+			t.Errorf("POST %s: %d %s", target, rec.Code, rec.Body)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/muster-registry/muster/api"
+	"github.com/muster-registry/muster/internal/fanout"
 	"github.com/muster-registry/muster/internal/lease"
 	"github.com/muster-registry/muster/internal/state"
 )
@@ -206,7 +207,7 @@ func TestSlowStreamOutOfTheWindowGetsAnErrorEvent(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("stream answered %s", resp.Status)
 	}
-	revisions(t, st, 1, 2500, 8000)
+	revisions(t, st, 1, fanout.MaxPending+2500, 8000) // more than the fan-out keeps, past the socket buffers
 	body, err := io.ReadAll(resp.Body)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("reading the stream: %v", err)

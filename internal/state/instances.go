@@ -253,7 +253,9 @@ func (s *Store) ExpireInstances(now time.Time, items []Expiry) int {
 		n++
 		// A batch of thousands takes milliseconds, more on busy cores;
 		// yielding now and then lets the heartbeats waiting for a core in
-		// (they need no store lock). It changes nothing of the result.
+		// (they need no store lock). The write lock stays held across the
+		// yield, so readers (streams, lists) wait a little longer. It
+		// changes nothing of the result.
 		if n%256 == 0 {
 			runtime.Gosched()
 		}

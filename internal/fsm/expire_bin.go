@@ -92,6 +92,8 @@ func decodeExpireInstances(body []byte) (*ExpireInstances, error) {
 	n := r.count() // every item takes at least one byte
 	if n > 0 {
 		c.Items = make([]state.Expiry, n)
+	} else if r.err == nil {
+		r.fail("no items (an empty command is written as JSON)")
 	}
 	var (
 		prevNS      int64

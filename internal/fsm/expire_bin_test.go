@@ -109,3 +109,21 @@ func TestExpireInstancesBinarySize(t *testing.T) {
 		t.Errorf("empty command encodes as %q", empty)
 	}
 }
+
+// A binary body of no items is refused: the encoder writes an empty
+// command as JSON, so only damage makes one.
+func TestExpireInstancesBinaryRefusesNoItems(t *testing.T) {
+	b, err := Encode(&ExpireInstances{Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Items: []state.Expiry{{Key: state.InstanceKey{Namespace: "ns", Service: "s", ID: "i"}, RegIndex: 1, Deadline: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Type, version, the time's length and text, then the count.
+	at := 2 + 1 + int(b[2])
+	if b[at] != 1 {
+		t.Fatalf("count byte at %d is %d, want 1", at, b[at])
+	}
+	empty := append(append([]byte(nil), b[:at]...), 0)
+	if _, err := Decode(empty); err == nil {
+		t.Error("a binary body of no items decoded")
+	}
+}

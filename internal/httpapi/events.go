@@ -242,7 +242,7 @@ type sseStream struct {
 // readStore writes the events after eq.after from the store, read burstRead
 // at a time; false when the stream must end.
 func (s *sseStream) readStore() bool {
-	chunk := max(s.eq.limit, burstRead)
+	chunk := burstRead // a limit is at most api.MaxListLimit, which it is
 	q := s.eq
 	q.limit = chunk
 	evs, newest, err := s.h.read(q)

@@ -218,6 +218,9 @@ func TestSlowStreamOutOfTheWindowGetsAnErrorEvent(t *testing.T) {
 		t.Fatalf("the stream ended with %.300q, want an events_compacted error event", last)
 	}
 	for i, fr := range frames[:len(frames)-1] {
+		if fr == ": ping" {
+			continue // a keep-alive, on a slow machine (the writes take a while under -race)
+		}
 		if !strings.HasPrefix(fr, "id: ") {
 			t.Fatalf("frame %d is %.100q", i, fr)
 		}
